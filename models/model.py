@@ -1,0 +1,152 @@
+"""A trained model: network weights plus the preprocessing that feeds them."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.errors import ArtifactError, InputError
+from models.losses import make_loss
+from models.network import Network
+from models.preprocess import LabelEncoder, Preprocessor, TargetScaler, as_rows
+from models.spec import Task, TrainingSpec
+from models.state import load_npz
+from models.types import Array
+
+
+@dataclass
+class Model:
+    spec: TrainingSpec  # resolved
+    network: Network
+    preprocessor: Preprocessor
+    label_encoder: LabelEncoder | None = None
+    target_scaler: TargetScaler | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> Task:
+        return "classification" if self.label_encoder is not None else "regression"
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return None if self.label_encoder is None else list(self.label_encoder.classes)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.preprocessor.feature_names
+
+    @property
+    def feature_types(self) -> list[str]:
+        return list(self.preprocessor.feature_types)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.preprocessor.feature_names)
+
+    def _logits(self, X: Any) -> Array:
+        rows = as_rows(X, InputError)
+        if rows.shape[0] == 0:
+            raise InputError("no rows to predict")
+        inputs = self.preprocessor.transform(rows, dtype=self.network.dtype)
+        return self.network.logits(inputs)
+
+    def predict_proba(self, X: Any) -> Array:
+        """(n, K) class probabilities, columns in `classes` order (float64)."""
+        if self.label_encoder is None:
+            raise InputError("a regression model has no class probabilities; use predict")
+        assert self.spec.loss is not None
+        p = make_loss(self.spec.loss).outputs(self._logits(X)).astype(np.float64)
+        if p.shape[1] == 1:  # sigmoid output: probability of the second class
+            p = np.hstack([1.0 - p, p])
+        return p
+
+    def predict(self, X: Any) -> Array:
+        """Class labels (as given in training), or regression values in the label's units."""
+        if self.label_encoder is not None:
+            classes = np.asarray(self.label_encoder.classes)
+            return classes[self.predict_proba(X).argmax(axis=1)]
+        assert self.target_scaler is not None
+        values = self.target_scaler.inverse(self._logits(X))
+        return values[:, 0] if values.shape[1] == 1 else values
+
+    def to_bytes(self) -> bytes:
+        """A self-contained `.npz`: every array, plus spec and preprocessing as JSON."""
+        arrays: dict[str, Array] = {}
+        for i, layer in enumerate(self.network.layers):
+            arrays[f"layer{i}.W"] = layer.params["W"]
+            arrays[f"layer{i}.b"] = layer.params["b"]
+        arrays["preprocessing.mean"] = self.preprocessor.mean
+        arrays["preprocessing.scale"] = self.preprocessor.scale
+        if self.target_scaler is not None:
+            arrays["target.mean"] = self.target_scaler.mean
+            arrays["target.scale"] = self.target_scaler.scale
+        meta = {
+            "format": MODEL_FORMAT,
+            "task": self.task,
+            "classes": self.classes,
+            "layer_sizes": self.network.sizes,
+            "activations": [layer.activation for layer in self.spec.layers],
+            "preprocessing": {
+                "feature_names": self.preprocessor.feature_names,
+                "feature_types": self.preprocessor.feature_types,
+                "categories": self.preprocessor.categories,
+            },
+            "spec": self.spec.model_dump(mode="json"),
+            "metrics": self.metrics,
+        }
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays, **{"model.json": np.array(json.dumps(meta))})
+        return buf.getvalue()
+
+
+MODEL_FORMAT = "descent.model/1"
+
+
+def load_model(data: bytes) -> Model:
+    """Rebuild a `Model` from `Model.to_bytes()`; checks every shape, never unpickles."""
+    arrays = load_npz(data, what="model")
+    try:
+        meta = json.loads(str(arrays["model.json"]))
+        if meta.get("format") != MODEL_FORMAT:
+            raise ArtifactError(f"not a Descent model (format {meta.get('format')!r})")
+        spec = TrainingSpec.model_validate(meta["spec"])
+        sizes = [int(s) for s in meta["layer_sizes"]]
+        network = Network(sizes, list(meta["activations"]), spec.dtype)
+        for i, layer in enumerate(network.layers):
+            for key in ("W", "b"):
+                arr = arrays[f"layer{i}.{key}"]
+                if arr.shape != layer.params[key].shape:
+                    raise ArtifactError(
+                        f"layer{i}.{key} has shape {arr.shape}, expected {layer.params[key].shape}"
+                    )
+                layer.params[key][...] = arr
+        pre_meta = meta["preprocessing"]
+        preprocessor = Preprocessor.from_json(
+            {
+                **pre_meta,
+                "mean": arrays["preprocessing.mean"],
+                "scale": arrays["preprocessing.scale"],
+            }
+        )
+        if preprocessor.n_inputs != sizes[0]:
+            raise ArtifactError("preprocessing does not match the first layer")
+        classes = meta["classes"]
+        target = None
+        if classes is None:
+            target = TargetScaler(arrays["target.mean"], arrays["target.scale"])
+        return Model(
+            spec=spec,
+            network=network,
+            preprocessor=preprocessor,
+            label_encoder=None if classes is None else LabelEncoder(list(classes)),
+            target_scaler=target,
+            metrics=dict(meta.get("metrics") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"model artifact is incomplete or inconsistent: {exc}") from None

@@ -1,0 +1,166 @@
+"""Optimizers over the network's flat parameter vector, with Keras 3's update rules.
+
+Each keeps its own buffers (`state()` / `load_state()` for exact resume). `grad_scale(lr)` is the
+factor the trainer folds into the loss gradient: SGD asks for -lr so its gradient arrives as the
+step itself, saving a full pass over the parameters per step; adaptive methods ask for 1.
+Weight decay is decoupled (w -= lr * wd * w, weights only); clipnorm clips the global norm.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from models.spec import OptimizerSpec
+from models.types import Array
+
+
+class Optimizer:
+    def __init__(self, spec: OptimizerSpec, theta: Array, weight_mask: Array) -> None:
+        self.spec = spec
+        self.steps = 0
+        self._buffers: dict[str, Array] = {}
+        self._tmp = np.empty_like(theta)
+        self._weight_mask = weight_mask
+        self._decay_lr = math.nan
+        self._decay: Array | None = None
+
+    def grad_scale(self, lr: float) -> float:
+        return 1.0
+
+    def step(self, theta: Array, grad: Array, lr: float) -> None:
+        raise NotImplementedError
+
+    def _buffer(self, name: str, like: Array, fill: float = 0.0) -> Array:
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = np.full_like(like, fill)
+        return buf
+
+    def _clip(self, grad: Array, grad_scale: float) -> None:
+        clipnorm = self.spec.clipnorm
+        if clipnorm is None:
+            return
+        norm = math.sqrt(float(np.vdot(grad, grad))) / abs(grad_scale)
+        if norm > clipnorm:
+            grad *= clipnorm / norm
+
+    def _decay_weights(self, theta: Array, lr: float) -> None:
+        if not self.spec.weight_decay:
+            return
+        if lr != self._decay_lr:
+            self._decay = self._weight_mask * (lr * self.spec.weight_decay)
+            self._decay_lr = lr
+        np.multiply(theta, self._decay, out=self._tmp)
+        theta -= self._tmp
+
+    def state(self) -> tuple[dict[str, Array], dict[str, Any]]:
+        return {k: v.copy() for k, v in self._buffers.items()}, {"steps": self.steps}
+
+    def load_state(self, buffers: dict[str, Array], meta: dict[str, Any]) -> None:
+        self._buffers = {k: np.array(v, dtype=self._tmp.dtype) for k, v in buffers.items()}
+        self.steps = int(meta["steps"])
+
+
+class SGD(Optimizer):
+    """v = momentum * v - lr * g; w += v (Nesterov: w += momentum * v - lr * g)."""
+
+    def grad_scale(self, lr: float) -> float:
+        return -lr
+
+    def step(self, theta: Array, grad: Array, lr: float) -> None:
+        # `grad` already holds -lr * g.
+        self.steps += 1
+        self._clip(grad, lr)
+        self._decay_weights(theta, lr)
+        momentum = self.spec.momentum or 0.0
+        if momentum == 0.0:
+            theta += grad
+            return
+        velocity = self._buffer("velocity", theta)
+        velocity *= momentum
+        velocity += grad
+        if self.spec.nesterov:
+            np.multiply(velocity, momentum, out=self._tmp)
+            self._tmp += grad
+            theta += self._tmp
+        else:
+            theta += velocity
+
+
+class Adam(Optimizer):
+    def step(self, theta: Array, grad: Array, lr: float) -> None:
+        self.steps += 1
+        self._clip(grad, 1.0)
+        self._decay_weights(theta, lr)
+        b1, b2 = self.spec.beta_1, self.spec.beta_2
+        m, v, tmp = self._buffer("m", theta), self._buffer("v", theta), self._tmp
+        m *= b1
+        m += (1.0 - b1) * grad
+        v *= b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        alpha = lr * math.sqrt(1.0 - b2**self.steps) / (1.0 - b1**self.steps)
+        np.sqrt(v, out=tmp)
+        tmp += self.spec.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= alpha
+        theta -= tmp
+
+
+class RMSprop(Optimizer):
+    def step(self, theta: Array, grad: Array, lr: float) -> None:
+        self.steps += 1
+        self._clip(grad, 1.0)
+        self._decay_weights(theta, lr)
+        rho, tmp = self.spec.rho, self._tmp
+        v = self._buffer("v", theta)
+        v *= rho
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - rho
+        v += tmp
+        np.add(v, self.spec.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(grad, tmp, out=tmp)
+        tmp *= lr
+        momentum = self.spec.momentum or 0.0
+        if momentum:
+            velocity = self._buffer("velocity", theta)
+            velocity *= momentum
+            velocity += tmp
+            theta -= velocity
+        else:
+            theta -= tmp
+
+
+class Adagrad(Optimizer):
+    INITIAL_ACCUMULATOR = 0.1
+
+    def step(self, theta: Array, grad: Array, lr: float) -> None:
+        self.steps += 1
+        self._clip(grad, 1.0)
+        self._decay_weights(theta, lr)
+        tmp = self._tmp
+        acc = self._buffer("accumulator", theta, self.INITIAL_ACCUMULATOR)
+        np.multiply(grad, grad, out=tmp)
+        acc += tmp
+        np.add(acc, self.spec.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(grad, tmp, out=tmp)
+        tmp *= lr
+        theta -= tmp
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+}
+
+
+def make_optimizer(spec: OptimizerSpec, theta: Array, weight_mask: Array) -> Optimizer:
+    return OPTIMIZERS[spec.name](spec, theta, weight_mask)

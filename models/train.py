@@ -1,0 +1,462 @@
+"""Training: raw data and a spec in, a trained `Model` and its per-epoch history out.
+
+`train()` prepares the data (split, preprocessing fitted on the training split), builds the
+network, and runs `fit()`: epochs of shuffled mini-batches, forward, fused loss gradient, backward,
+optimizer step. Progress leaves through callbacks only; this module touches no file, database
+or log.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from models.errors import DataError, DivergenceError, ResumeError
+from models.losses import Loss, make_loss
+from models.model import Model
+from models.network import Network
+from models.optim import make_optimizer
+from models.preprocess import (
+    FeatureType,
+    LabelEncoder,
+    Preprocessor,
+    TargetScaler,
+    as_rows,
+    infer_feature_types,
+)
+from models.schedules import EarlyStopping, Schedule
+from models.spec import Task, TrainingSpec, layer_sizes, parse_spec, resolve_spec
+from models.state import TrainingState
+from models.types import Array
+
+StopReason = Literal["completed", "early_stopping", "time_limit", "cancelled"]
+
+# Integer labels with at most this many distinct values are taken as classes.
+MAX_INFERRED_CLASSES = 100
+EVAL_CHUNK = 8192
+
+
+@dataclass
+class EpochEnd:
+    """What `on_epoch` receives after each completed epoch."""
+
+    epoch: int  # 1-based, epochs completed so far
+    epochs: int
+    metrics: dict[str, Any]
+    _snapshot: Callable[[], TrainingState]
+
+    def state(self) -> TrainingState:
+        """A copy of everything needed to resume from the end of this epoch."""
+        return self._snapshot()
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    history: list[dict[str, Any]]
+    stop_reason: StopReason
+    spec: TrainingSpec  # resolved: every default filled in
+    final_state: TrainingState | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedData:
+    """Training and validation arrays, ready for the network."""
+
+    task: Task
+    x_train: Array  # (n, n_inputs + 1): standardized features plus a column of ones
+    t_train: Array  # loss targets: one-hot (n, K), 0/1 (n, 1) or standardized values (n, k)
+    labels_train: Array | None  # class indices, for accuracy
+    x_val: Array  # (m, n_inputs)
+    t_val: Array
+    labels_val: Array | None
+    y_val: Array | None  # regression targets in original units, for mae / rmse / r2
+    preprocessor: Preprocessor
+    label_encoder: LabelEncoder | None
+    target_scaler: TargetScaler | None
+
+    def fingerprint(self) -> str:
+        crc = zlib.crc32(np.ascontiguousarray(self.x_train).data)
+        crc = zlib.crc32(np.ascontiguousarray(self.t_train).data, crc)
+        return f"{self.x_train.shape[0]}x{self.x_train.shape[1]}:{crc:08x}"
+
+
+def infer_task(y: Array) -> tuple[Task, int]:
+    """Classification for text/bool labels and few integer values; else regression."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "regression", 0
+    flat = y.reshape(-1)
+    if flat.dtype.kind in "biufc":
+        n_unique = len(np.unique(flat))
+        integral = flat.dtype.kind in "biu" or bool(np.all(np.mod(flat, 1) == 0))
+        few = n_unique <= MAX_INFERRED_CLASSES and n_unique <= max(2, len(flat) // 2)
+        return ("classification" if integral and few else "regression"), n_unique
+    return "classification", len(np.unique(flat.astype(str)))
+
+
+def split_indices(
+    n: int, labels: Array | None, fraction: float, rng: np.random.Generator
+) -> tuple[Array, Array]:
+    """Validation split, stratified by class when `labels` is given; both index sets sorted."""
+    if fraction == 0.0:
+        return np.arange(n), np.arange(0)
+    groups = (
+        [np.arange(n)]
+        if labels is None
+        else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    )
+    val: list[Array] = []
+    for group in groups:
+        if labels is not None and len(group) < 2:
+            raise DataError(
+                f"class {int(labels[group[0]])} has a single sample; a stratified validation "
+                "split needs at least 2 per class (or set validation_split to 0)"
+            )
+        k = min(max(1, round(len(group) * fraction)), len(group) - 1)
+        val.append(rng.permutation(group)[:k])
+    val_idx = np.sort(np.concatenate(val))
+    train_mask = np.ones(n, dtype=bool)
+    train_mask[val_idx] = False
+    return np.flatnonzero(train_mask), val_idx
+
+
+def prepare_data(
+    X: Any,
+    y: Any,
+    spec: TrainingSpec,
+    *,
+    feature_names: list[str] | None,
+    feature_types: list[FeatureType] | None,
+    split_rng: np.random.Generator,
+) -> tuple[PreparedData, TrainingSpec]:
+    rows = as_rows(X, DataError)
+    y_arr = np.asarray(y)
+    if rows.shape[0] == 0 or rows.shape[1] == 0:
+        raise DataError(f"the dataset is empty (shape {rows.shape})")
+    if y_arr.ndim == 0 or y_arr.shape[0] != rows.shape[0]:
+        n_y = y_arr.shape[0] if y_arr.ndim else 0
+        raise DataError(f"X has {rows.shape[0]} rows, y has {n_y}")
+    if y_arr.ndim > 2:
+        raise DataError(f"y must be 1- or 2-dimensional, got shape {y_arr.shape}")
+    names = feature_names or [f"x{j}" for j in range(rows.shape[1])]
+    types = feature_types or infer_feature_types(rows)
+    if len(names) != rows.shape[1] or len(types) != rows.shape[1]:
+        raise DataError(f"{len(names)} feature names for {rows.shape[1]} features")
+
+    inferred, n_unique = infer_task(y_arr)
+    numeric_labels = y_arr.dtype.kind in "biuf"
+    resolved = resolve_spec(spec, task=inferred, n_classes=n_unique, numeric_labels=numeric_labels)
+    task: Task = resolved.task or inferred
+    dtype = np.dtype(resolved.dtype)
+
+    encoder: LabelEncoder | None = None
+    scaler: TargetScaler | None = None
+    labels: Array | None = None
+    if task == "classification":
+        if y_arr.ndim == 2:
+            raise DataError(f"classification needs one label per row, y has shape {y_arr.shape}")
+        encoder = LabelEncoder.fit(y_arr)
+        labels = encoder.encode(y_arr)
+        targets_all = _class_targets(labels, len(encoder.classes), resolved.loss, dtype)
+    else:
+        y_float = y_arr.astype(np.float64).reshape(rows.shape[0], -1)
+        bad = ~np.isfinite(y_float)
+        if bad.any():
+            i = int(np.nonzero(bad)[0][0])
+            raise DataError(f"row {i}: label {y_float[i].tolist()} is not a finite number", row=i)
+        targets_all = y_float
+
+    train_idx, val_idx = split_indices(len(rows), labels, resolved.validation_split, split_rng)
+    pre = Preprocessor.fit(
+        rows[train_idx],
+        feature_names=names,
+        feature_types=types,
+        standardize=resolved.preprocessing.standardize,
+    )
+    y_val: Array | None = None
+    if task == "regression":
+        scaler = TargetScaler.fit(targets_all[train_idx], resolved.preprocessing.standardize_target)
+        y_val = targets_all[val_idx]
+        targets_all = scaler.transform(targets_all).astype(dtype)
+    data = PreparedData(
+        task=task,
+        x_train=pre.transform(rows[train_idx], dtype=dtype, augment=True, error=DataError),
+        t_train=np.ascontiguousarray(targets_all[train_idx]),
+        labels_train=None if labels is None else labels[train_idx],
+        x_val=pre.transform(rows[val_idx], dtype=dtype, error=DataError),
+        t_val=np.ascontiguousarray(targets_all[val_idx]),
+        labels_val=None if labels is None else labels[val_idx],
+        y_val=y_val,
+        preprocessor=pre,
+        label_encoder=encoder,
+        target_scaler=scaler,
+    )
+    return data, resolved
+
+
+def _class_targets(labels: Array, n_classes: int, loss: str | None, dtype: np.dtype[Any]) -> Array:
+    if loss == "binary_crossentropy":
+        return labels.astype(dtype).reshape(-1, 1)
+    onehot = np.zeros((len(labels), n_classes), dtype=dtype)
+    onehot[np.arange(len(labels)), labels] = 1.0
+    return onehot
+
+
+def n_outputs(data: PreparedData, spec: TrainingSpec) -> int:
+    return int(data.t_train.shape[1])
+
+
+def _predicted_classes(z: Array) -> Array:
+    return (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(axis=1)
+
+
+def evaluate_validation(net: Network, loss_fn: Loss, data: PreparedData) -> dict[str, float]:
+    """Validation loss, plus accuracy or mae/rmse/r2 (in the label's own units)."""
+    loss_sum, correct, outputs = 0.0, 0, []
+    for i in range(0, data.x_val.shape[0], EVAL_CHUNK):
+        z = net.logits(data.x_val[i : i + EVAL_CHUNK])
+        value, _ = loss_fn.value_and_grad(z.copy(), data.t_val[i : i + EVAL_CHUNK])
+        loss_sum += value * z.shape[0]
+        if data.labels_val is not None:
+            predicted = _predicted_classes(z)
+            correct += int(np.count_nonzero(predicted == data.labels_val[i : i + EVAL_CHUNK]))
+        outputs.append(z)
+    n = data.x_val.shape[0]
+    metrics = {"loss": loss_sum / n}
+    if data.labels_val is not None:
+        metrics["accuracy"] = correct / n
+    elif data.target_scaler is not None and data.y_val is not None:
+        pred = data.target_scaler.inverse(np.concatenate(outputs))
+        metrics.update(regression_metrics(pred, data.y_val))
+    return metrics
+
+
+def regression_metrics(pred: Array, y: Array) -> dict[str, float]:
+    residual = pred - y
+    ss_tot = float(((y - y.mean(axis=0)) ** 2).sum())
+    return {
+        "mae": float(np.abs(residual).mean()),
+        "rmse": float(np.sqrt((residual**2).mean())),
+        "r2": 1.0 - float((residual**2).sum()) / ss_tot if ss_tot > 0 else 0.0,
+    }
+
+
+def fit(
+    net: Network,
+    data: PreparedData,
+    spec: TrainingSpec,
+    *,
+    shuffle_rng: np.random.Generator,
+    resume: TrainingState | None = None,
+    on_epoch: Callable[[EpochEnd], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[list[dict[str, Any]], StopReason, TrainingState]:
+    """Train `net` in place; returns the history, why it stopped, and the final state."""
+    assert spec.loss is not None and spec.optimizer.learning_rate is not None
+    loss_fn = make_loss(spec.loss)
+    optimizer = make_optimizer(spec.optimizer, net.theta, net.weight_mask())
+    schedule = Schedule(spec.schedule, spec.optimizer.learning_rate, spec.epochs)
+    stopper = EarlyStopping(spec.early_stopping)
+    history: list[dict[str, Any]] = []
+    fingerprint = data.fingerprint()
+    spec_json = spec.model_dump(mode="json")
+    first_epoch = 0
+
+    if resume is not None:
+        if resume.spec != spec_json:
+            raise ResumeError("the saved state was trained with a different spec")
+        if resume.data_fingerprint != fingerprint:
+            raise ResumeError("the saved state was trained on different data")
+        if resume.theta.shape != net.theta.shape:
+            raise ResumeError("the saved weights do not fit this network")
+        np.copyto(net.theta, resume.theta)
+        optimizer.load_state(resume.optimizer_buffers, resume.optimizer_meta)
+        shuffle_rng.bit_generator.state = resume.rng_state
+        schedule.load_state(resume.schedule_state)
+        stopper.load_state(resume.early_stopping_state, resume.best_theta)
+        history = [dict(h) for h in resume.history]
+        first_epoch = resume.epoch
+
+    def snapshot(epoch: int) -> TrainingState:
+        buffers, meta = optimizer.state()
+        return TrainingState(
+            spec=spec_json,
+            data_fingerprint=fingerprint,
+            epoch=epoch,
+            theta=net.theta.copy(),
+            optimizer_buffers=buffers,
+            optimizer_meta=meta,
+            rng_state=shuffle_rng.bit_generator.state,
+            schedule_state=schedule.state(),
+            early_stopping_state=stopper.state(),
+            best_theta=None if stopper.best_theta is None else stopper.best_theta.copy(),
+            history=[dict(h) for h in history],
+        )
+
+    x_all, t_all, labels_all = data.x_train, data.t_train, data.labels_train
+    n = x_all.shape[0]
+    batch_size = min(spec.batch_size, n)
+    if spec.shuffle:
+        x_epoch, t_epoch = np.empty_like(x_all), np.empty_like(t_all)
+        labels_epoch = None if labels_all is None else np.empty_like(labels_all)
+    else:
+        x_epoch, t_epoch, labels_epoch = x_all, t_all, labels_all
+    deadline = (
+        None if spec.max_runtime_seconds is None else time.monotonic() + spec.max_runtime_seconds
+    )
+    epoch_start_theta = net.theta.copy()
+    stop_reason: StopReason = "completed"
+
+    for epoch in range(first_epoch, spec.epochs):
+        started = time.perf_counter()
+        lr = schedule.lr(epoch)
+        grad_scale = optimizer.grad_scale(lr)
+        if spec.shuffle:
+            order = shuffle_rng.permutation(n)
+            np.take(x_all, order, axis=0, out=x_epoch)
+            np.take(t_all, order, axis=0, out=t_epoch)
+            if labels_all is not None and labels_epoch is not None:
+                np.take(labels_all, order, out=labels_epoch)
+
+        loss_sum, correct, interrupted = 0.0, 0, False
+        for batch, i in enumerate(range(0, n, batch_size), start=1):
+            if (should_stop is not None and should_stop()) or (
+                deadline is not None and time.monotonic() > deadline
+            ):
+                interrupted = True
+                break
+            xb, tb = x_epoch[i : i + batch_size], t_epoch[i : i + batch_size]
+            ws = net.workspace(xb.shape[0])
+            z = net.forward(xb, ws)
+            if labels_epoch is not None:
+                correct += int(
+                    np.count_nonzero(_predicted_classes(z) == labels_epoch[i : i + batch_size])
+                )
+            value, dz = loss_fn.value_and_grad(z, tb, out=ws.dlogits, scale=grad_scale)
+            if not math.isfinite(value):
+                raise DivergenceError(epoch + 1, batch, lr)
+            loss_sum += value * xb.shape[0]
+            net.backward(dz, ws)
+            optimizer.step(net.theta, net.grad, lr)
+
+        if interrupted:
+            # The partial epoch is dropped: the model matches the history's last epoch.
+            np.copyto(net.theta, epoch_start_theta)
+            stop_reason = (
+                "cancelled" if deadline is None or time.monotonic() <= deadline else "time_limit"
+            )
+            break
+        if not np.isfinite(net.theta).all():
+            raise DivergenceError(epoch + 1, -(-n // batch_size), lr)
+
+        metrics: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / n}
+        if labels_all is not None:
+            metrics["train_accuracy"] = correct / n
+        if data.x_val.shape[0]:
+            val = evaluate_validation(net, loss_fn, data)
+            metrics.update({f"val_{k}": v for k, v in val.items()})
+        metrics["learning_rate"] = lr
+        metrics["seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        schedule.update(metrics)
+        stop = stopper.update(epoch + 1, metrics, net.theta)
+        np.copyto(epoch_start_theta, net.theta)
+        if on_epoch is not None:
+            on_epoch(EpochEnd(epoch + 1, spec.epochs, metrics, lambda e=epoch + 1: snapshot(e)))
+        if stop:
+            stop_reason = "early_stopping"
+            break
+
+    final_state = snapshot(len(history))
+    if stopper.best_theta is not None and spec.early_stopping is not None:
+        if spec.early_stopping.restore_best_weights:
+            np.copyto(net.theta, stopper.best_theta)
+    return history, stop_reason, final_state
+
+
+def train(
+    X: Any,
+    y: Any,
+    spec: TrainingSpec | dict[str, Any] | None = None,
+    *,
+    feature_names: list[str] | None = None,
+    feature_types: list[FeatureType] | None = None,
+    on_epoch: Callable[[EpochEnd], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: TrainingState | None = None,
+) -> TrainResult:
+    """Train a dense network on raw features `X` and labels `y`.
+
+    `spec` is a `TrainingSpec` or its dict; `on_epoch` is called after every epoch with an
+    `EpochEnd`; `should_stop` is polled between batches (cancellation). Pass `resume` (a saved
+    `TrainingState`) to continue a run exactly where that state left it.
+    """
+    spec = parse_spec(spec)
+    init_seq, split_seq, shuffle_seq = np.random.SeedSequence(spec.seed).spawn(3)
+    data, resolved = prepare_data(
+        X,
+        y,
+        spec,
+        feature_names=feature_names,
+        feature_types=feature_types,
+        split_rng=np.random.default_rng(split_seq),
+    )
+    sizes = layer_sizes(resolved, data.preprocessor.n_inputs, n_outputs(data, resolved))
+    net = Network(sizes, [layer.activation for layer in resolved.layers], resolved.dtype)
+    net.initialize(resolved.initializer, np.random.default_rng(init_seq))
+    history, stop_reason, final_state = fit(
+        net,
+        data,
+        resolved,
+        shuffle_rng=np.random.default_rng(shuffle_seq),
+        resume=resume,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+    )
+    model = Model(
+        spec=resolved,
+        network=net,
+        preprocessor=data.preprocessor,
+        label_encoder=data.label_encoder,
+        target_scaler=data.target_scaler,
+    )
+    model.metrics = final_metrics(model, data)
+    return TrainResult(
+        model=model,
+        history=history,
+        stop_reason=stop_reason,
+        spec=resolved,
+        final_state=final_state,
+    )
+
+
+def final_metrics(model: Model, data: PreparedData) -> dict[str, Any]:
+    """Accuracy and confusion matrix, or RMSE/MAE/R², on the validation split (else training)."""
+    on_validation = data.x_val.shape[0] > 0
+    x = data.x_val if on_validation else data.x_train[:, :-1]
+    z = model.network.logits(x)
+    metrics: dict[str, Any] = {
+        "split": "validation" if on_validation else "train",
+        "n": int(len(x)),
+    }
+    if data.label_encoder is not None:
+        labels = data.labels_val if on_validation else data.labels_train
+        assert labels is not None
+        predicted = _predicted_classes(z)
+        k = len(data.label_encoder.classes)
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (labels, predicted), 1)
+        metrics["accuracy"] = float(np.mean(predicted == labels))
+        metrics["confusion_matrix"] = confusion.tolist()
+    elif data.target_scaler is not None:
+        y = data.y_val if on_validation else data.target_scaler.inverse(data.t_train)
+        assert y is not None
+        metrics.update(regression_metrics(data.target_scaler.inverse(z), y))
+    return metrics
