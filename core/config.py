@@ -1,0 +1,64 @@
+"""Service configuration: the one place that reads the environment (prefix ``DESCENT_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+def _default_database_url(data: dict[str, Any]) -> str:
+    # Absolute path so the URL means the same file whatever the working directory is later.
+    return f"sqlite:///{Path(data['data_dir']).resolve() / 'descent.sqlite3'}"
+
+
+def _default_broker_url(data: dict[str, Any]) -> str:
+    # Embedded broker placeholder: kombu's SQLAlchemy transport on a file beside the database,
+    # so `descent serve` needs no broker process. Production sets DESCENT_BROKER_URL=redis://...
+    return f"sqla+sqlite:///{Path(data['data_dir']).resolve() / 'broker.sqlite3'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DESCENT_", extra="ignore", frozen=True)
+
+    # Declared first: the URL defaults below are derived from it.
+    data_dir: Path = Path("./descent-data")
+    database_url: str = Field(default_factory=_default_database_url)
+    broker_url: str = Field(default_factory=_default_broker_url)
+
+    # Uploads and datasets (resource caps: OWASP API4).
+    max_upload_bytes: int = Field(default=200 * MiB, gt=0)
+    # Cap on the decompressed size of an NPZ upload (sum of its members) and of any one array.
+    max_decompressed_bytes: int = Field(default=1024 * MiB, gt=0)
+    max_dataset_rows: int = Field(default=5_000_000, gt=0)
+    max_features: int = Field(default=10_000, gt=0)
+    # Distinct values allowed in a categorical feature or a string label.
+    max_categories: int = Field(default=1_000, gt=1)
+
+    # Training.
+    max_parameters: int = Field(default=5_000_000, gt=0)
+    checkpoint_every_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    blas_threads: int = Field(default=1, ge=1)
+
+    # Prediction.
+    predict_cache_size: int = Field(default=8, ge=0)
+    max_predict_rows: int = Field(default=10_000, gt=0)
+
+    # HTTP.
+    default_page_size: int = Field(default=50, ge=1, le=500)
+    retry_after_seconds: int = Field(default=5, ge=1)
+    # Reported by /version when the deployment sets it.
+    git_sha: str | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,96 @@
+"""Typed errors. Each carries its HTTP status and a stable ``code``; ``api`` renders them once."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DescentError(Exception):
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+        # A subclass's class-level code is the default; call sites may refine it (stable strings).
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(DescentError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(DescentError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(DescentError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DescentError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DescentError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedFormat(DescentError):
+    status_code = 415
+    code = "unsupported_format"
+
+
+class InvalidInput(DescentError):
+    """Bad content. ``details`` names what is wrong: field, column, line, value, expected."""
+
+    status_code = 422
+    code = "invalid_input"
+
+
+class RateLimited(DescentError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(message, details, code=code, retry_after=retry_after)
+
+
+class DependencyDown(DescentError):
+    status_code = 503
+    code = "dependency_unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        retry_after: int = 5,
+    ) -> None:
+        super().__init__(message, details, code=code, retry_after=retry_after)

@@ -1,0 +1,224 @@
+"""Tables. Every row carries ``tenant_id`` so every query can be scoped to the caller."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.base import Base, utcnow
+
+
+class Task(StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
+class DatasetFormat(StrEnum):
+    csv = "csv"
+    npz = "npz"
+    json = "json"
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    cancelling = "cancelling"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+# A run in one of these states still reads its dataset.
+ACTIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running, RunStatus.cancelling)
+FINISHED_RUN_STATUSES = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
+
+
+def _str_enum(enum: type[StrEnum], name: str) -> Enum:
+    # VARCHAR + CHECK (not a native PG enum): same shape on both backends, and adding a value
+    # later is a constraint swap rather than an ALTER TYPE.
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+def _tenant_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A disabled tenant's keys stop working (401) without deleting its data.
+    disabled_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    # Public part of the token, used to find the row; the secret part is only ever hashed.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (
+        Index("ix_datasets_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        CheckConstraint("n_rows > 0", name="n_rows_positive"),
+        CheckConstraint("n_features > 0", name="n_features_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[DatasetFormat] = mapped_column(_str_enum(DatasetFormat, "dataset_format"))
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    n_features: Mapped[int]
+    feature_names: Mapped[list[str]] = mapped_column(JSON)
+    feature_types: Mapped[list[str]] = mapped_column(JSON)
+    label: Mapped[str] = mapped_column(String(200))
+    task: Mapped[Task] = mapped_column(_str_enum(Task, "task"))
+    classes: Mapped[list[Any] | None] = mapped_column(JSON)
+    # sha256 of ``blob`` (the canonical encoded dataset), not of the uploaded bytes.
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Size of the upload as received.
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # Deferred: listing datasets must never pull the arrays.
+    blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        Index("ix_runs_dataset_id_status", "dataset_id", "status"),
+        Index("ix_runs_status_heartbeat_at", "status", "heartbeat_at"),
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    # SET NULL: deleting a dataset (allowed once no active run uses it) keeps finished runs and
+    # their models.
+    dataset_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL")
+    )
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[RunStatus] = mapped_column(
+        _str_enum(RunStatus, "run_status"), default=RunStatus.queued
+    )
+    # The fully resolved TrainingSpec (every default filled in).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    epoch: Mapped[int] = mapped_column(default=0)
+    epochs: Mapped[int | None]
+    fraction: Mapped[float] = mapped_column(default=0.0)
+    eta_seconds: Mapped[float | None]
+    latest_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Fencing token of the attempt that holds the run; every worker write matches on it.
+    lease_token: Mapped[uuid.UUID | None]
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of the request that first used ``idempotency_key``: a reuse with another body is
+    # a conflict, not a replay.
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # use_alter: runs and models reference each other; this FK is added after both tables exist.
+    model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("models.id", use_alter=True, ondelete="SET NULL")
+    )
+
+
+class RunEpoch(Base):
+    __tablename__ = "run_epochs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "epoch"),
+        CheckConstraint("epoch >= 0", name="epoch_non_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    train_loss: Mapped[float]
+    val_loss: Mapped[float | None]
+    train_accuracy: Mapped[float | None]
+    val_accuracy: Mapped[float | None]
+    learning_rate: Mapped[float]
+    seconds: Mapped[float]
+    # Anything else the trainer reports (extra metrics), kept verbatim.
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    __table_args__ = (
+        UniqueConstraint("run_id", "epoch"),
+        CheckConstraint("epoch >= 0", name="epoch_non_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Model(Base):
+    __tablename__ = "models"
+    __table_args__ = (Index("ix_models_tenant_id_created_at_id", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    # One immutable model per succeeded run.
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id"), unique=True)
+    task: Mapped[Task] = mapped_column(_str_enum(Task, "task"))
+    # {feature_names, feature_types, n_features, ...}: what predict expects.
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
