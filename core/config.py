@@ -33,6 +33,8 @@ class Settings(BaseSettings):
 
     # Uploads and datasets (resource caps: OWASP API4).
     max_upload_bytes: int = Field(default=200 * MiB, gt=0)
+    # JSON is parsed into Python objects (~10x its size in memory), so it gets a tighter cap.
+    max_json_upload_bytes: int = Field(default=50 * MiB, gt=0)
     # Cap on the decompressed size of an NPZ upload (sum of its members) and of any one array.
     max_decompressed_bytes: int = Field(default=1024 * MiB, gt=0)
     max_dataset_rows: int = Field(default=5_000_000, gt=0)

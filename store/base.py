@@ -3,12 +3,16 @@ which recreates tables) can address them by name."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, Dialect, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+# (created_at, id) of the last row of a page: the position a newest-first keyset list resumes at.
+Keyset = tuple[datetime, uuid.UUID]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",

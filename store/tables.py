@@ -109,12 +109,13 @@ class Dataset(Base):
     label: Mapped[str] = mapped_column(String(200))
     task: Mapped[Task] = mapped_column(_str_enum(Task, "task"))
     classes: Mapped[list[Any] | None] = mapped_column(JSON)
-    # sha256 of ``blob`` (the canonical encoded dataset), not of the uploaded bytes.
+    # sha256 and size of the file as uploaded (what a client can check with sha256sum).
     sha256: Mapped[str] = mapped_column(String(64))
-    # Size of the upload as received.
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    # Deferred: listing datasets must never pull the arrays.
+    # The parsed dataset as a compressed, pickle-free NPZ (core.datasets.encode_npz), with its
+    # own hash, verified whenever it is loaded. Deferred: listings never pull the arrays.
     blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    blob_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("blob", sa.LargeBinary(), nullable=False),
+        sa.Column("blob_sha256", sa.String(length=64), nullable=False),
         _ts("created_at"),
         sa.CheckConstraint("n_rows > 0", name=op.f("ck_datasets_n_rows_positive")),
         sa.CheckConstraint("n_features > 0", name=op.f("ck_datasets_n_features_positive")),

@@ -1,0 +1,92 @@
+"""API keys.
+
+A key is ``dsk_<prefix>_<secret>``: the prefix (public, random) finds the row, and the sha256 of
+the whole key is compared in constant time with the stored hash. Only the hash is stored; the
+plaintext is shown once, when the key is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from core.errors import Unauthorized
+from store import tenants as tenant_store
+from store.base import utcnow
+
+KEY_PREFIX = "dsk"
+_PREFIX_BYTES = 6
+_SECRET_BYTES = 32
+# Compared against when no row matches, so a miss costs the same as a hit.
+_DUMMY_HASH = hashlib.sha256(b"descent-no-such-key").hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: uuid.UUID
+    api_key_id: uuid.UUID
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _split(key: str) -> str | None:
+    """The lookup prefix of a well-formed key, else None."""
+    parts = key.split("_")
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 2 * _PREFIX_BYTES:
+        return None
+    return parts[1]
+
+
+def _unauthorized() -> Unauthorized:
+    # One message for missing, malformed, unknown and revoked keys: nothing to probe.
+    return Unauthorized("missing or invalid API key", code="unauthorized")
+
+
+def create_api_key(session: Session, tenant_name: str, *, key_name: str | None = None) -> str:
+    """Create a key for ``tenant_name`` (creating the tenant if needed); returns the plaintext."""
+    tenant = tenant_store.get_tenant_by_name(session, tenant_name)
+    if tenant is None:
+        tenant = tenant_store.insert_tenant(session, tenant_name)
+    prefix = secrets.token_hex(_PREFIX_BYTES)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(_SECRET_BYTES)}"
+    tenant_store.insert_api_key(
+        session, tenant_id=tenant.id, prefix=prefix, key_hash=hash_key(key), name=key_name
+    )
+    session.commit()
+    return key
+
+
+def authenticate(session: Session, key: str | None) -> Principal:
+    """The tenant a key belongs to; Unauthorized for anything else."""
+    if not key:
+        raise _unauthorized()
+    prefix = _split(key)
+    found = tenant_store.get_api_key_with_tenant(session, prefix) if prefix else None
+    stored = found[0].key_hash if found else _DUMMY_HASH
+    matches = secrets.compare_digest(hash_key(key), stored)
+    if found is None or not matches:
+        raise _unauthorized()
+    api_key, tenant = found
+    if api_key.revoked_at is not None or tenant.disabled_at is not None:
+        raise _unauthorized()
+    return Principal(tenant_id=tenant.id, api_key_id=api_key.id)
+
+
+def revoke_api_key(session: Session, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    key = tenant_store.get_api_key(session, tenant_id=tenant_id, key_id=key_id)
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = utcnow()
+    session.commit()
+
+
+def disable_tenant(session: Session, tenant_name: str) -> None:
+    tenant = tenant_store.get_tenant_by_name(session, tenant_name)
+    if tenant is not None and tenant.disabled_at is None:
+        tenant.disabled_at = utcnow()
+    session.commit()

@@ -1,0 +1,59 @@
+"""Datasets. Every query is scoped by tenant; repository functions never commit."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session, undefer
+
+from store.base import Keyset
+from store.tables import Dataset
+
+
+def insert_dataset(session: Session, dataset: Dataset) -> Dataset:
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def get_dataset(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    dataset_id: uuid.UUID,
+    for_update: bool = False,
+    with_blob: bool = False,
+) -> Dataset | None:
+    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
+    if with_blob:
+        query = query.options(undefer(Dataset.blob))
+    if for_update:
+        # PostgreSQL: serialise with run submission (which locks the dataset FOR SHARE).
+        # SQLite ignores it; its write transactions are already serial (BEGIN IMMEDIATE).
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def list_datasets(
+    session: Session, *, tenant_id: uuid.UUID, limit: int, after: Keyset | None
+) -> list[Dataset]:
+    """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
+    query = select(Dataset).where(Dataset.tenant_id == tenant_id)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            or_(
+                Dataset.created_at < created_at,
+                and_(Dataset.created_at == created_at, Dataset.id < last_id),
+            )
+        )
+    query = query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> int:
+    result = session.execute(
+        delete(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
