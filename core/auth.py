@@ -37,7 +37,7 @@ def hash_key(key: str) -> str:
 
 def _split(key: str) -> str | None:
     """The lookup prefix of a well-formed key, else None."""
-    parts = key.split("_")
+    parts = key.split("_", 2)  # the secret may itself contain "_"
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 2 * _PREFIX_BYTES:
         return None
     return parts[1]

@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     max_predict_rows: int = Field(default=10_000, gt=0)
 
     # HTTP.
-    default_page_size: int = Field(default=50, ge=1, le=500)
     retry_after_seconds: int = Field(default=5, ge=1)
     # Reported by /version when the deployment sets it.
     git_sha: str | None = None

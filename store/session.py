@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,6 +103,11 @@ class Database:
     def read_session(self) -> Iterator[Session]:
         with self.read_sessions() as session:
             yield session
+
+    def ping(self) -> None:
+        """Round trip to the database (read-only transaction); raises if it is unreachable."""
+        with self.read_sessions() as session:
+            session.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

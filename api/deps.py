@@ -1,0 +1,54 @@
+"""Request dependencies: settings, database sessions, the calling tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from core import auth
+from core.config import Settings
+from store.session import Database
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
+
+
+def write_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    """For routes that change state; the core function commits. SQLite: BEGIN IMMEDIATE."""
+    with db.session() as session:
+        yield session
+
+
+def read_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    with db.read_session() as session:
+        yield session
+
+
+def current_principal(
+    db: Annotated[Database, Depends(get_database)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> auth.Principal:
+    # Own short read transaction: never the route's session, so a write route does not take
+    # the SQLite write lock before it has parsed its input.
+    with db.read_session() as session:
+        return auth.authenticate(session, credentials.credentials if credentials else None)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+WriteSession = Annotated[Session, Depends(write_session)]
+ReadSession = Annotated[Session, Depends(read_session)]
+PrincipalDep = Annotated[auth.Principal, Depends(current_principal)]

@@ -1,0 +1,113 @@
+"""The one place errors become HTTP responses: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import DependencyDown, DescentError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_format",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def render(exc: DescentError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> tuple[str, str]:
+    location = str(loc[0]) if loc else "body"
+    return location, ".".join(str(p) for p in loc[1:])
+
+
+async def _descent_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DescentError)
+    if exc.status_code >= 500:
+        log.warning("%s: %s", exc.code, exc.message)
+    return render(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        location, path = _field_path(tuple(err.get("loc", ())))
+        errors.append({"location": location, "field": path, "message": err.get("msg", "")})
+    first = errors[0] if errors else {"location": "body", "field": "", "message": "invalid"}
+    message = f"invalid {first['location']} field {first['field']!r}: {first['message']}"
+    details = {"field": first["field"], "location": first["location"], "errors": errors}
+    return error_response(422, "invalid_input", message, details)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _unavailable(what: str, retry_after: int) -> JSONResponse:
+    return render(DependencyDown(f"{what} unavailable; retry shortly", retry_after=retry_after))
+
+
+def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
+    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+        # "database is locked" past the busy timeout, a lost connection, a full pool: the
+        # client can retry, so 503 + Retry-After rather than 500.
+        log.warning("database error: %s", exc)
+        return _unavailable("database", retry_after)
+
+    async def broker_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("broker error: %s", exc)
+        return _unavailable("broker", retry_after)
+
+    async def integrity(_request: Request, exc: Exception) -> JSONResponse:
+        # A constraint raced by a concurrent request (unique key, deleted parent).
+        log.info("integrity error: %s", exc)
+        return error_response(409, "conflict", "the request conflicts with the current state")
+
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "internal server error")
+
+    app.add_exception_handler(DescentError, _descent_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(PoolTimeoutError, database_down)
+    app.add_exception_handler(BrokerOperationalError, broker_down)
+    app.add_exception_handler(IntegrityError, integrity)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,105 @@
+"""/v1/datasets: thin routes over core.datasets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import PrincipalDep, ReadSession, SettingsDep, WriteSession
+from api.schemas import DatasetOut, DatasetPage, ErrorResponse
+from api.uploads import UploadDep
+from core import datasets
+from core.pagination import MAX_PAGE_SIZE
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+_errors: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+    404: {"model": ErrorResponse, "description": "No such dataset (or not yours)"},
+}
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV with a header, NPZ with arrays X and y, or JSON",
+                        },
+                        "name": {"type": "string", "maxLength": 200},
+                        "label": {
+                            "type": "string",
+                            "description": "Target column (CSV/records); default: the last",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        401: _errors[401],
+        413: {"model": ErrorResponse, "description": "Upload over the size cap"},
+        415: {"model": ErrorResponse, "description": "Unknown file format"},
+        422: {"model": ErrorResponse, "description": "Bad content (names column/line/value)"},
+    },
+)
+def create_dataset(
+    upload: UploadDep, principal: PrincipalDep, session: WriteSession, settings: SettingsDep
+) -> DatasetOut:
+    row = datasets.create_dataset(
+        session,
+        tenant_id=principal.tenant_id,
+        upload_path=upload.path,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        name=upload.fields.get("name"),
+        label=upload.fields.get("label"),
+        settings=settings,
+    )
+    return DatasetOut.model_validate(row)
+
+
+@router.get("", responses={401: _errors[401]})
+def list_datasets(
+    principal: PrincipalDep,
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> DatasetPage:
+    page = datasets.list_datasets(
+        session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor
+    )
+    return DatasetPage(
+        items=[DatasetOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{dataset_id}", responses=_errors)
+def get_dataset(dataset_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> DatasetOut:
+    row = datasets.get_dataset(session, tenant_id=principal.tenant_id, dataset_id=dataset_id)
+    return DatasetOut.model_validate(row)
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**_errors, 409: {"model": ErrorResponse, "description": "Used by a live run"}},
+)
+def delete_dataset(dataset_id: uuid.UUID, principal: PrincipalDep, session: WriteSession) -> None:
+    datasets.delete_dataset(session, tenant_id=principal.tenant_id, dataset_id=dataset_id)
