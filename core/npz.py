@@ -72,7 +72,11 @@ def _read_header(fp: IO[bytes], name: str) -> ArrayHeader:
             raise _invalid(f"array {name!r}: unsupported .npy version {version}", array=name)
     except InvalidInput:
         raise
-    except (ValueError, OSError, EOFError, SyntaxError, zipfile.BadZipFile) as exc:
+    except zipfile.BadZipFile as exc:
+        # Includes a member inflating past its declared size: zipfile stops there and the
+        # CRC no longer matches.
+        raise _invalid(f"array {name!r}: corrupt zip member ({exc})", array=name) from exc
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise _invalid(f"array {name!r}: bad .npy header ({exc})", array=name) from exc
     if dtype.hasobject:
         raise InvalidInput(

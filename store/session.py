@@ -29,7 +29,13 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine_for_url(url: str, *, foreign_keys: bool = True, echo: bool = False) -> Engine:
+def make_engine_for_url(
+    url: str,
+    *,
+    foreign_keys: bool = True,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    echo: bool = False,
+) -> Engine:
     """An engine for ``url``; no connection is made until first use.
 
     ``foreign_keys=False`` is for migrations only: SQLite batch mode recreates tables, and
@@ -45,7 +51,7 @@ def make_engine_for_url(url: str, *, foreign_keys: bool = True, echo: bool = Fal
     engine = create_engine(
         url,
         echo=echo,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
     )
 
     @event.listens_for(engine, "connect")
@@ -55,7 +61,7 @@ def make_engine_for_url(url: str, *, foreign_keys: bool = True, echo: bool = Fal
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             # WAL makes NORMAL durable against application crashes; only power loss can undo
             # the last transactions.

@@ -1,0 +1,111 @@
+"""HTTP helpers: a TestClient on a migrated database, and a raw ASGI driver that counts how many
+request-body bytes the app actually pulled (TestClient buffers the whole body first)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+with warnings.catch_warnings():
+    # Starlette 1.x suggests httpx2 for its TestClient; httpx is what the project pins.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.config import Settings
+from store.session import Database
+
+BOUNDARY = "descent-test-boundary"
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database) -> TestClient:
+    # No lifespan: the session-scoped Database must not be disposed between tests.
+    return TestClient(create_app(settings, database=db))
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def upload_dir(settings: Settings) -> list[Path]:
+    directory = settings.data_dir / "uploads"
+    return sorted(directory.iterdir()) if directory.exists() else []
+
+
+def multipart_body(
+    file_chunks: Iterable[bytes], filename: str = "d.csv", fields: dict[str, str] | None = None
+) -> Iterator[bytes]:
+    for name, value in (fields or {}).items():
+        yield (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
+    yield (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    yield from file_chunks
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def drive_upload(
+    app: Any,
+    body: Iterable[bytes],
+    *,
+    key: str | None,
+    content_length: int | None = None,
+    path: str = "/v1/datasets",
+) -> tuple[int, dict[str, Any], dict[str, str], int]:
+    """POST ``body`` chunk by chunk through the ASGI interface; returns
+    (status, json body, headers, request bytes the app consumed)."""
+    headers = [(b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode())]
+    if key is not None:
+        headers.append((b"authorization", f"Bearer {key}".encode()))
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    chunks = iter(body)
+    consumed = 0
+    response: dict[str, Any] = {"body": bytearray()}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal consumed
+        chunk = next(chunks, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        consumed += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response["status"] = message["status"]
+            response["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            response["body"] += message.get("body", b"")
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+
+    async def main() -> None:
+        await app(scope, receive, send)
+
+    anyio.run(main)
+    return response["status"], orjson.loads(bytes(response["body"])), response["headers"], consumed

@@ -1,0 +1,105 @@
+"""Health, readiness, version, the error envelope for framework errors, and 503 (not 500) when
+the database is down."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from core.auth import create_api_key
+from core.config import Settings
+from store.session import Database, make_engine_for_url
+from tests.api.conftest import bearer
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+# Nothing listens on port 1: connections are refused at once.
+DEAD_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"
+
+
+def test_health_and_version(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "not_configured"},
+    }
+    version = client.get("/version").json()
+    assert set(version) == {"version", "git_sha", "numpy", "python"}
+
+
+def test_readyz_names_what_is_down(tmp_path: Path) -> None:
+    def broker_down() -> None:
+        raise ConnectionError("redis refused")
+
+    settings = Settings(database_url=DEAD_POSTGRES, data_dir=tmp_path)
+    app = create_app(settings, broker_check=broker_down)
+    response = TestClient(app).get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == str(settings.retry_after_seconds)
+    error = response.json()["error"]
+    assert error["code"] == "dependency_unavailable"
+    assert error["details"]["unavailable"] == ["database", "broker"]
+
+
+def test_database_down_is_503_with_retry_after(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=DEAD_POSTGRES, data_dir=tmp_path))
+    response = TestClient(app).get("/v1/datasets", headers=bearer("dsk_0123456789ab_x"))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "dependency_unavailable"
+    assert int(response.headers["retry-after"]) > 0
+
+
+def test_sqlite_busy_is_503(tmp_path: Path) -> None:
+    """A write lock held past the busy timeout: 'database is locked' becomes 503."""
+    import sqlite3
+
+    from core.migrate import upgrade_to_head
+
+    url = f"sqlite:///{tmp_path / 'busy.sqlite3'}"
+    upgrade_to_head(url)
+    db = Database(make_engine_for_url(url))
+    with db.session() as session:
+        key = create_api_key(session, "a")
+    fast = Database(make_engine_for_url(url, busy_timeout_ms=50))
+    holder = sqlite3.connect(tmp_path / "busy.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        client = TestClient(
+            create_app(Settings(database_url=url, data_dir=tmp_path), database=fast)
+        )
+        response = client.delete(
+            "/v1/datasets/00000000-0000-0000-0000-000000000000", headers=bearer(key)
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        fast.dispose()
+        db.dispose()
+    assert response.status_code == 503, response.text
+    assert "retry-after" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [("GET", "/nope", 404, "not_found"), ("PUT", "/v1/datasets", 405, "method_not_allowed")],
+)
+def test_framework_errors_use_the_envelope(
+    client: TestClient, method: str, path: str, status: int, code: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_openapi_documents_the_upload(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/datasets"]["post"]["requestBody"]["content"]
+    assert "file" in body["multipart/form-data"]["schema"]["properties"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
