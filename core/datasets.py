@@ -440,6 +440,10 @@ def _check_counts(n_rows: int, n_features: int, settings: Settings) -> None:
             {"limit_rows": settings.max_dataset_rows},
             code="too_many_rows",
         )
+    _check_feature_count(n_features, settings)
+
+
+def _check_feature_count(n_features: int, settings: Settings) -> None:
     if n_features < 1:
         raise InvalidInput(
             "need at least one feature column besides the label",
@@ -572,9 +576,12 @@ def _utf8_error(path: Path) -> InvalidInput:
 def _first_ragged_line(path: Path, sep: str, expected: int) -> InvalidInput:
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         reader = csv.reader(handle, delimiter=sep)
-        for record in reader:
-            if record and len(record) != expected:
-                return _ragged(reader.line_num, len(record), expected)
+        try:
+            for record in reader:
+                if record and len(record) != expected:
+                    return _ragged(reader.line_num, len(record), expected)
+        except csv.Error:
+            pass  # a pathological field: fall back to the message without a line
     return InvalidInput("the CSV has rows of different lengths", {}, code="ragged_row")
 
 
@@ -583,6 +590,7 @@ def _parse_csv(path: Path, *, label: str | None, settings: Settings) -> ParsedDa
     if not header:
         raise InvalidInput("the CSV has no header row", {"line": 1}, code="empty_file")
     names = _check_names(header, "CSV header")
+    _check_feature_count(len(names) - 1, settings)  # before polars reads a single row
     try:
         frame = pl.read_csv(
             path,

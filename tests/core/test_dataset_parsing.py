@@ -275,3 +275,10 @@ def test_json_size_cap(tmp_path: Path, cfg: Settings) -> None:
     small = cfg.model_copy(update={"max_json_upload_bytes": 100})
     with pytest.raises(PayloadTooLarge):
         parse(tmp_path, small, b'{"X": [' + b"[1]," * 50 + b'[1]], "y": []}', "d.json")
+
+
+def test_feature_cap_checked_from_the_header(tmp_path: Path, cfg: Settings) -> None:
+    small = cfg.model_copy(update={"max_features": 3})
+    with pytest.raises(InvalidInput) as caught:
+        parse(tmp_path, small, b"a,b,c,d,y\n1,2,3,4,0\n1,2,3,4,1\n")
+    assert caught.value.code == "too_many_features"
