@@ -14,6 +14,7 @@ these 2-core machines are shared and noisy. Needs scikit-learn; torch is optiona
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +57,7 @@ def descent_fit(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any]) -> float:
         "preprocessing": {"standardize": False},
     }
     result = train(x, y, spec)
-    return sum(h["seconds"] for h in result.history)
+    return float(sum(h["seconds"] for h in result.history))
 
 
 def torch_fit(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any]) -> float:
@@ -65,7 +66,7 @@ def torch_fit(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any]) -> float:
     torch.manual_seed(cfg.get("seed", 0))
     sizes = [x.shape[1], *cfg["hidden"], int(y.max()) + 1]
     layers: list[Any] = []
-    for d_in, d_out in zip(sizes, sizes[1:], strict=False):
+    for d_in, d_out in itertools.pairwise(sizes):
         layers += [torch.nn.Linear(d_in, d_out), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers[:-1])
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=0.9)
@@ -131,13 +132,13 @@ def main() -> None:
     rows: list[tuple[str, str, float, str]] = []
 
     x1, y1 = digits()
-    t1 = {"hidden": [128, 64], "lr": 0.05, "batch": 32, "epochs": 50}
+    t1: dict[str, Any] = {"hidden": [128, 64], "lr": 0.05, "batch": 32, "epochs": 50}
     for name, fn in trainers.items():
         secs = best_time(fn, x1, y1, t1, args.reps)
         rows.append(("T1 digits samples/s", name, len(x1) * t1["epochs"] / secs, ""))
 
     x2, y2 = synthetic(args.quick)
-    t2 = {"hidden": [512, 512], "lr": 0.05, "batch": 256, "epochs": 3}
+    t2: dict[str, Any] = {"hidden": [512, 512], "lr": 0.05, "batch": 256, "epochs": 3}
     flops_per_sample = 6 * (100 * 512 + 512 * 512 + 512 * 10)
     for name, fn in trainers.items():
         secs = best_time(fn, x2, y2, t2, max(1, args.reps - 1))

@@ -46,7 +46,7 @@ class CategoricalCrossEntropy(Loss):
         return float(value), grad
 
     def outputs(self, z: Array) -> Array:
-        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p: Array = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         return p
 

@@ -67,8 +67,8 @@ class Model:
     def predict(self, X: Any) -> Array:
         """Class labels (as given in training), or regression values in the label's units."""
         if self.label_encoder is not None:
-            classes = np.asarray(self.label_encoder.classes)
-            return classes[self.predict_proba(X).argmax(axis=1)]
+            classes: Array = np.asarray(self.label_encoder.classes)
+            return classes[self.predict_proba(X).argmax(axis=1)]  # type: ignore[no-any-return]
         assert self.target_scaler is not None
         values = self.target_scaler.inverse(self._logits(X))
         return values[:, 0] if values.shape[1] == 1 else values
@@ -99,7 +99,8 @@ class Model:
             "metrics": self.metrics,
         }
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays, **{"model.json": np.array(json.dumps(meta))})
+        arrays["model.json"] = np.array(json.dumps(meta))
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs mistype **kwds
         return buf.getvalue()
 
 

@@ -9,6 +9,8 @@ networks the number of numpy calls per step, not the FLOPs, decides the speed.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from models.activations import Activation, Linear, make_activation
@@ -51,7 +53,7 @@ class Dense:
 
     def infer(self, x: Array) -> Array:
         """Forward pass without augmentation or caching, for prediction."""
-        z = x @ self.params["W"]
+        z: Array = x @ self.params["W"]
         z += self.params["b"]
         self.activation.forward(z)
         return z
@@ -84,7 +86,7 @@ class Network:
             raise ValueError("one activation per hidden layer")
         self.sizes = list(sizes)
         self.dtype = np.dtype(dtype)
-        blocks = [(d_in + 1) * d_out for d_in, d_out in zip(sizes, sizes[1:], strict=False)]
+        blocks = [(d_in + 1) * d_out for d_in, d_out in itertools.pairwise(sizes)]
         offsets = np.concatenate([[0], np.cumsum(blocks)]).tolist()
         self._offsets: list[int] = offsets
         self.theta = np.zeros(offsets[-1], dtype=self.dtype)
@@ -111,7 +113,7 @@ class Network:
         return mask
 
     def initialize(self, initializer: str, rng: np.random.Generator) -> None:
-        """Biases start at zero; weights as Keras' he_* / glorot_* (plain, not truncated, normal)."""
+        """Zero biases; weights as Keras' he_* / glorot_* (normal ones plain, not truncated)."""
         for layer in self.layers:
             fan_in, fan_out = layer.d_in, layer.d_out
             fan = fan_in if initializer.startswith("he") else (fan_in + fan_out) / 2.0

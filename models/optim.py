@@ -50,7 +50,7 @@ class Optimizer:
     def _decay_weights(self, theta: Array, lr: float) -> None:
         if not self.spec.weight_decay:
             return
-        if lr != self._decay_lr:
+        if self._decay is None or lr != self._decay_lr:
             self._decay = self._weight_mask * (lr * self.spec.weight_decay)
             self._decay_lr = lr
         np.multiply(theta, self._decay, out=self._tmp)

@@ -175,7 +175,7 @@ def _numeric_block(
                 for i, v in enumerate(rows[:, j]):
                     if not _is_number(v):
                         raise error(
-                            f"row {i}, feature {feature_names[j]!r}: {v!r} is not a number",
+                            f"row {i}, feature {feature_names[j]!r}: {str(v)!r} is not a number",
                             row=i,
                             feature=feature_names[j],
                             value=str(v),
@@ -205,7 +205,9 @@ class LabelEncoder:
         try:
             classes = np.unique(y)
         except TypeError:
-            raise DataError("labels mix types that cannot be ordered (e.g. numbers and text)")
+            raise DataError(
+                "labels mix types that cannot be ordered (e.g. numbers and text)"
+            ) from None
         return cls([_to_json_scalar(c) for c in classes])
 
     def encode(self, y: Array) -> Array:

@@ -7,6 +7,7 @@ so that a stored spec says exactly what was trained.
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -191,12 +192,12 @@ def layer_sizes(spec: TrainingSpec, n_inputs: int, n_outputs: int) -> list[int]:
 
 def count_parameters(spec: TrainingSpec, n_inputs: int, n_outputs: int) -> int:
     sizes = layer_sizes(spec, n_inputs, n_outputs)
-    return sum((d_in + 1) * d_out for d_in, d_out in zip(sizes, sizes[1:], strict=False))
+    return sum((d_in + 1) * d_out for d_in, d_out in itertools.pairwise(sizes))
 
 
 def flops_per_epoch(spec: TrainingSpec, n_inputs: int, n_outputs: int, n_samples: int) -> int:
     """Multiply-adds counted as 2 FLOPs; forward + backward is about 3x forward."""
     sizes = layer_sizes(spec, n_inputs, n_outputs)
-    weights = sum(d_in * d_out for d_in, d_out in zip(sizes, sizes[1:], strict=False))
+    weights = sum(d_in * d_out for d_in, d_out in itertools.pairwise(sizes))
     n_train = round(n_samples * (1.0 - spec.validation_split))
     return 6 * weights * n_train

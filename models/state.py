@@ -53,7 +53,8 @@ class TrainingState:
             "history": self.history,
         }
         buf = io.BytesIO()
-        np.savez(buf, **arrays, **{"state.json": np.array(json.dumps(meta))})
+        arrays["state.json"] = np.array(json.dumps(meta))
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs mistype **kwds
         return buf.getvalue()
 
     @classmethod

@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -293,7 +294,7 @@ def fit(
             theta=net.theta.copy(),
             optimizer_buffers=buffers,
             optimizer_meta=meta,
-            rng_state=shuffle_rng.bit_generator.state,
+            rng_state=dict(shuffle_rng.bit_generator.state),
             schedule_state=schedule.state(),
             early_stopping_state=stopper.state(),
             best_theta=None if stopper.best_theta is None else stopper.best_theta.copy(),
@@ -369,15 +370,15 @@ def fit(
         stop = stopper.update(epoch + 1, metrics, net.theta)
         np.copyto(epoch_start_theta, net.theta)
         if on_epoch is not None:
-            on_epoch(EpochEnd(epoch + 1, spec.epochs, metrics, lambda e=epoch + 1: snapshot(e)))
+            on_epoch(EpochEnd(epoch + 1, spec.epochs, metrics, partial(snapshot, epoch + 1)))
         if stop:
             stop_reason = "early_stopping"
             break
 
     final_state = snapshot(len(history))
-    if stopper.best_theta is not None and spec.early_stopping is not None:
-        if spec.early_stopping.restore_best_weights:
-            np.copyto(net.theta, stopper.best_theta)
+    es = spec.early_stopping
+    if stopper.best_theta is not None and es is not None and es.restore_best_weights:
+        np.copyto(net.theta, stopper.best_theta)
     return history, stop_reason, final_state
 
 
@@ -444,7 +445,7 @@ def final_metrics(model: Model, data: PreparedData) -> dict[str, Any]:
     z = model.network.logits(x)
     metrics: dict[str, Any] = {
         "split": "validation" if on_validation else "train",
-        "n": int(len(x)),
+        "n": len(x),
     }
     if data.label_encoder is not None:
         labels = data.labels_val if on_validation else data.labels_train

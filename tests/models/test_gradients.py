@@ -13,7 +13,8 @@ RTOL = 1e-6
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
+    scale = float(np.linalg.norm(a)) + float(np.linalg.norm(b))
+    return float(np.linalg.norm(a - b)) / max(scale, 1e-300)
 
 
 def numerical_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
