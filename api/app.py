@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from api.errors import install_error_handlers
-from api.routes import datasets, health
+from api.routes import datasets, health, models, runs
 from api.routes.health import package_version
+from api.schemas import PredictIn
+from core import runs as run_service
+from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
+from core.predictions import ModelCache
 from store.session import Database
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -19,15 +31,45 @@ def create_app(
     *,
     database: Database | None = None,
     broker_check: Callable[[], None] | None = None,
+    enqueue: Enqueuer | None = None,
+    reconcile: bool = False,
 ) -> FastAPI:
-    """``broker_check`` raises when the broker is unreachable; /readyz reports it."""
+    """``broker_check`` raises when the broker is unreachable; /readyz reports it.
+    ``enqueue`` sends a run id to the workers (default: Celery ``send_task`` by name on the
+    configured broker, connected on first use). ``reconcile`` runs the reconciler loop in this
+    process. ``serve_app`` wires all three for a real deployment."""
     settings = settings or get_settings()
     db = database or Database.from_settings(settings)
+    sender: CelerySender | None = None
+    if enqueue is None:
+        sender = CelerySender(settings)
+        enqueue = sender
+    run_reconciler = reconcile and settings.reconcile_every_seconds > 0
+    send: Enqueuer = enqueue
+
+    async def reconciler() -> None:
+        while True:
+            await asyncio.sleep(settings.reconcile_every_seconds)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: run_service.reconcile(db, settings=settings, enqueue=send)
+                )
+            except Exception as exc:  # the loop must outlive a database or broker outage
+                log.warning("reconciler pass failed: %s", exc)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        db.dispose()
+        task = asyncio.create_task(reconciler()) if run_reconciler else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if sender is not None:
+                sender.close()
+            db.dispose()
 
     app = FastAPI(
         title="Descent",
@@ -38,7 +80,42 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.broker_check = broker_check
+    app.state.enqueue = send
+    app.state.model_cache = ModelCache(settings.predict_cache_size)
     install_error_handlers(app, retry_after=settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(datasets.router)
+    app.include_router(runs.router)
+    app.include_router(models.router)
+    _document_predict_body(app)
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app a server runs (``uvicorn --factory api.app:serve_app``): settings from the
+    environment, Celery sender, broker readiness check, reconciler loop."""
+    settings = get_settings()
+    sender = CelerySender(settings)
+    return create_app(settings, broker_check=sender.check, enqueue=sender, reconcile=True)
+
+
+def _document_predict_body(app: FastAPI) -> None:
+    """The predict route parses its body by hand (orjson -> numpy); its schema is still
+    published, under components/schemas/PredictIn."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            predict = PredictIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(predict.pop("$defs", {}))
+            components["PredictIn"] = predict
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,7 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core import auth
+from core.broker import Enqueuer
 from core.config import Settings
+from core.predictions import ModelCache
 from store.session import Database
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
@@ -52,3 +54,18 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 WriteSession = Annotated[Session, Depends(write_session)]
 ReadSession = Annotated[Session, Depends(read_session)]
 PrincipalDep = Annotated[auth.Principal, Depends(current_principal)]
+
+
+def get_enqueue(request: Request) -> Enqueuer:
+    """Sends a run id to the workers by task name (the web process imports no worker code)."""
+    enqueue: Enqueuer = request.app.state.enqueue
+    return enqueue
+
+
+def get_model_cache(request: Request) -> ModelCache:
+    cache: ModelCache = request.app.state.model_cache
+    return cache
+
+
+EnqueueDep = Annotated[Enqueuer, Depends(get_enqueue)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]

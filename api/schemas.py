@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from store.tables import DatasetFormat, Task
 
@@ -58,3 +58,202 @@ class VersionOut(BaseModel):
     git_sha: str | None
     numpy: str
     python: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+RunStatusName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+
+_SPEC_EXAMPLE: dict[str, Any] = {
+    "layers": [{"units": 64, "activation": "relu"}],
+    "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+    "epochs": 20,
+    "batch_size": 32,
+    "validation_split": 0.2,
+    "seed": 0,
+}
+
+
+class RunIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "8c3f2a1e-5b7d-4e8a-9c1f-2d3e4f5a6b7c",
+                    "name": "digits-mlp",
+                    "spec": _SPEC_EXAMPLE,
+                }
+            ]
+        },
+    )
+
+    dataset_id: uuid.UUID
+    name: str | None = Field(default=None, max_length=200)
+    # Validated by the service against the TrainingSpec vocabulary (errors name spec.<field>).
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TrainingSpec (see API.md); unknown fields are rejected",
+    )
+
+
+class ValidateOut(BaseModel):
+    spec: dict[str, Any]
+    n_parameters: int
+    flops_per_epoch: int
+    estimated_seconds: float | None
+    warnings: list[str]
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int | None
+    fraction: float
+    eta_seconds: float | None
+
+
+class RunError(BaseModel):
+    code: str
+    message: str
+
+
+class RunOut(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    dataset_id: uuid.UUID | None
+    status: RunStatusName
+    spec: dict[str, Any]
+    progress: Progress
+    latest: dict[str, float | None]
+    attempts: int
+    error: RunError | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    model_id: uuid.UUID | None
+
+    @classmethod
+    def from_row(cls, run: Any) -> RunOut:
+        return cls(
+            id=run.id,
+            name=run.name,
+            dataset_id=run.dataset_id,
+            status=run.status.value,
+            spec=run.spec,
+            progress=Progress(
+                epoch=run.epoch,
+                epochs=run.epochs,
+                fraction=run.fraction,
+                eta_seconds=run.eta_seconds,
+            ),
+            latest=dict(run.latest_metrics or {}),
+            attempts=run.attempts,
+            error=(
+                RunError(code=run.error_code, message=run.error_message or "")
+                if run.error_code
+                else None
+            ),
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            model_id=run.model_id,
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+class EpochOut(BaseModel):
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    train_accuracy: float | None = None
+    val_accuracy: float | None = None
+    learning_rate: float
+    seconds: float
+    metrics: dict[str, Any] | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> EpochOut:
+        return cls(
+            epoch=row.epoch,
+            train_loss=row.train_loss,
+            val_loss=row.val_loss,
+            train_accuracy=row.train_accuracy,
+            val_accuracy=row.val_accuracy,
+            learning_rate=row.learning_rate,
+            seconds=row.seconds,
+            metrics=row.metrics,
+        )
+
+
+class HistoryOut(BaseModel):
+    run_id: uuid.UUID
+    epochs: list[EpochOut]
+
+
+class CancelOut(BaseModel):
+    status: Literal["cancelling", "cancelled"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+class ModelInput(BaseModel):
+    feature_names: list[str]
+    feature_types: list[Literal["numeric", "categorical"]]
+    n_features: int
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    task: Task
+    input: ModelInput
+    classes: list[int | str | float] | None
+    metrics: dict[str, Any]
+    weights_sha256: str
+    size_bytes: int
+    created_at: datetime
+
+
+Value = float | int | str | bool | None
+
+
+class DataframeSplit(BaseModel):
+    columns: list[str] | None = None
+    data: list[list[Value]]
+
+
+class PredictIn(BaseModel):
+    """Exactly one of the fields. Documented here; parsed by hand (orjson -> numpy) for speed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"inputs": [[0.0, 1.5, 3.2], [1.0, 0.0, 2.2]]},
+                {"records": [{"sepal_length": 5.1, "colour": "red"}]},
+                {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}},
+            ]
+        },
+    )
+
+    inputs: list[list[Value]] | None = Field(None, description="Rows in feature order")
+    records: list[dict[str, Value]] | None = Field(None, description="Rows keyed by feature name")
+    dataframe_split: DataframeSplit | None = None
+    dataframe_records: list[dict[str, Value]] | None = None
+    instances: list[list[Value] | dict[str, Value]] | None = None
+
+
+class PredictOut(BaseModel):
+    model_id: uuid.UUID
+    predictions: list[int | float | str]
+    probabilities: list[list[float]] | None
+    classes: list[int | float | str] | None

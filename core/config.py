@@ -49,10 +49,24 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     blas_threads: int = Field(default=1, ge=1)
+    # How often the worker polls the database for a cancel request (between batches).
+    cancel_poll_seconds: float = Field(default=0.5, gt=0)
+    # Celery limits for one attempt (a longer run resumes from its checkpoint on the next one).
+    # The broker's visibility timeout is derived to sit above the hard limit (Redis redelivers
+    # an unacknowledged message after it).
+    task_soft_time_limit_seconds: int = Field(default=6 * 3600 - 120, gt=0)
+    task_time_limit_seconds: int = Field(default=6 * 3600, gt=0)
+    # Reconciler: queued runs older than this with no worker are re-sent; 0 disables the loop
+    # the API process runs.
+    reconcile_every_seconds: float = Field(default=30.0, ge=0)
+    requeue_after_seconds: float = Field(default=120.0, gt=0)
+    # Rough compute rate used for validate's estimated_seconds (floating point ops per second).
+    estimate_flops_per_second: float = Field(default=2e9, gt=0)
 
     # Prediction.
     predict_cache_size: int = Field(default=8, ge=0)
     max_predict_rows: int = Field(default=10_000, gt=0)
+    max_predict_body_bytes: int = Field(default=32 * MiB, gt=0)
 
     # HTTP.
     retry_after_seconds: int = Field(default=5, ge=1)

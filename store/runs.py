@@ -1,17 +1,23 @@
 """Runs, their per-epoch history and checkpoints. SQL only; never commits.
 
-Phase 1 holds what the dataset service and the schema tests need; the claim / heartbeat /
-fenced writes of the worker come with core.runs.
+Worker writes are fenced: they match on the run's current ``lease_token`` (and an active
+status), so a stale attempt that lost its lease changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from store.tables import ACTIVE_RUN_STATUSES, Checkpoint, Run, RunEpoch
+from store.base import Keyset
+from store.tables import ACTIVE_RUN_STATUSES, Checkpoint, Run, RunEpoch, RunStatus
+
+# The statuses in which a worker attempt holds the run.
+HELD_STATUSES = (RunStatus.running, RunStatus.cancelling)
 
 
 def insert_run(session: Session, run: Run) -> Run:
@@ -91,4 +97,151 @@ def list_checkpoints(session: Session, *, run_id: uuid.UUID) -> list[Checkpoint]
             .where(Checkpoint.run_id == run_id)
             .order_by(Checkpoint.epoch.desc())
         )
+    )
+
+
+def get_run_unscoped(session: Session, run_id: uuid.UUID) -> Run | None:
+    """For the worker, which only knows the id (the tenant comes from the row)."""
+    return session.get(Run, run_id, populate_existing=True)
+
+
+def get_run_by_idempotency_key(session: Session, *, tenant_id: uuid.UUID, key: str) -> Run | None:
+    return session.scalars(
+        select(Run).where(Run.tenant_id == tenant_id, Run.idempotency_key == key)
+    ).one_or_none()
+
+
+def list_runs(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    limit: int,
+    after: Keyset | None,
+    status: RunStatus | None = None,
+    dataset_id: uuid.UUID | None = None,
+) -> list[Run]:
+    query = select(Run).where(Run.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if dataset_id is not None:
+        query = query.where(Run.dataset_id == dataset_id)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            or_(Run.created_at < created_at, and_(Run.created_at == created_at, Run.id < last_id))
+        )
+    query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def claim_run(session: Session, *, run_id: uuid.UUID, token: uuid.UUID, now: datetime) -> bool:
+    """queued -> running with a fresh lease token; False if the run is not queued any more."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.queued)
+        .values(
+            status=RunStatus.running,
+            lease_token=token,
+            attempts=Run.attempts + 1,
+            heartbeat_at=now,
+            started_at=now,
+            finished_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def fenced_update(
+    session: Session, *, run_id: uuid.UUID, token: uuid.UUID, values: dict[str, Any]
+) -> bool:
+    """Update a run only while ``token`` still holds it; False when the lease was lost."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.lease_token == token, Run.status.in_(HELD_STATUSES))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def lease_state(session: Session, *, run_id: uuid.UUID) -> tuple[uuid.UUID | None, bool] | None:
+    """(lease token, cancel requested) of a run: the worker's cheap poll."""
+    row = session.execute(
+        select(Run.lease_token, Run.cancel_requested).where(Run.id == run_id)
+    ).one_or_none()
+    return None if row is None else (row[0], bool(row[1]))
+
+
+def request_cancel(session: Session, *, run_id: uuid.UUID, now: datetime) -> RunStatus | None:
+    """queued -> cancelled at once; running -> cancelling (the worker finishes it).
+    Returns the new status, or None when the run had already finished."""
+    done = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.queued)
+        .values(status=RunStatus.cancelled, cancel_requested=True, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if int(done.rowcount) == 1:  # type: ignore[attr-defined]
+        return RunStatus.cancelled
+    held = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(HELD_STATUSES))
+        .values(status=RunStatus.cancelling, cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    if int(held.rowcount) == 1:  # type: ignore[attr-defined]
+        return RunStatus.cancelling
+    return None
+
+
+def delete_epochs_after(session: Session, *, run_id: uuid.UUID, epoch: int) -> None:
+    """Drop history past a resume point (it is recomputed, bit-identically, by the new attempt)."""
+    session.execute(delete(RunEpoch).where(RunEpoch.run_id == run_id, RunEpoch.epoch > epoch))
+
+
+def delete_checkpoints(session: Session, *, run_id: uuid.UUID) -> None:
+    session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
+
+
+def stale_held_runs(session: Session, *, cutoff: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(run id, lease token) of running/cancelling runs whose heartbeat is older than cutoff."""
+    rows = session.execute(
+        select(Run.id, Run.lease_token).where(
+            Run.status.in_(HELD_STATUSES), Run.heartbeat_at < cutoff
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+
+def queued_run_ids(
+    session: Session, *, created_before: datetime, limit: int = 100
+) -> list[uuid.UUID]:
+    """Queued runs waiting longer than expected: their message may have been lost."""
+    query = select(Run.id).where(
+        Run.status == RunStatus.queued,
+        or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < created_before),
+        Run.created_at < created_before,
+    )
+    return list(session.scalars(query.order_by(Run.created_at).limit(limit)))
+
+
+def touch_queued(session: Session, *, run_ids: list[uuid.UUID], now: datetime) -> None:
+    """Mark re-sent queued runs (heartbeat_at doubles as 'last sent') so they are not re-sent
+    again on every reconciler pass."""
+    if run_ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(run_ids), Run.status == RunStatus.queued)
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def set_model(session: Session, *, run_id: uuid.UUID, model_id: uuid.UUID) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(model_id=model_id)
+        .execution_options(synchronize_session=False)
     )

@@ -1,0 +1,104 @@
+"""/v1/models: metadata, weights download, predict."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+
+from api.deps import DatabaseDep, ModelCacheDep, PrincipalDep, ReadSession, SettingsDep
+from api.schemas import ErrorResponse, ModelOut, PredictIn, PredictOut
+from core import predictions
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+_401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or invalid API key"}
+_404: dict[str, Any] = {"model": ErrorResponse, "description": "No such model (or not yours)"}
+_409: dict[str, Any] = {"model": ErrorResponse, "description": "The model is not ready"}
+# Above this many rows the forward pass runs in a worker thread, off the event loop.
+_INLINE_ROWS = 1_000
+
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictIn"}}},
+    }
+}
+
+
+@router.get("/{model_id}", responses={401: _401, 404: _404})
+def get_model(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> ModelOut:
+    row = predictions.get_model(session, tenant_id=principal.tenant_id, model_id=model_id)
+    return ModelOut.model_validate(row)
+
+
+@router.get(
+    "/{model_id}/weights",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The model as .npz (numpy.load(..., allow_pickle=False))",
+        },
+        401: _401,
+        404: _404,
+        409: _409,
+    },
+)
+def get_weights(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> Response:
+    row = predictions.get_weights(session, tenant_id=principal.tenant_id, model_id=model_id)
+    return Response(
+        content=row.blob,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="model-{model_id}.npz"',
+            "ETag": f'"{row.weights_sha256}"',
+        },
+    )
+
+
+@router.post(
+    "/{model_id}/predict",
+    response_model=PredictOut,
+    openapi_extra=_PREDICT_BODY,
+    responses={
+        400: {"model": ErrorResponse, "description": "Malformed JSON"},
+        401: _401,
+        404: _404,
+        409: _409,
+        413: {"model": ErrorResponse, "description": "Too many rows"},
+        422: {"model": ErrorResponse, "description": "Inputs do not fit the model"},
+    },
+)
+async def predict(
+    model_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    cache: ModelCacheDep,
+    settings: SettingsDep,
+) -> Response:
+    body = await request.body()
+    cached = cache.get(model_id)
+    if cached is not None and cached.tenant_id == principal.tenant_id:
+        model = cached.model
+    else:
+        model = await anyio.to_thread.run_sync(
+            lambda: predictions.load_for_predict(
+                db.read_session, cache, tenant_id=principal.tenant_id, model_id=model_id
+            )
+        )
+    X = predictions.parse_predict_body(body, model, settings)
+    if X.shape[0] > _INLINE_ROWS:
+        result = await anyio.to_thread.run_sync(lambda: predictions.predict(model, X))
+    else:
+        result = predictions.predict(model, X)
+    return Response(
+        content=predictions.predict_json(model_id, result), media_type="application/json"
+    )
+
+
+# Referenced by the predict route's documented request body.
+PREDICT_SCHEMA = PredictIn

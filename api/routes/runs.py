@@ -1,0 +1,135 @@
+"""/v1/runs: thin routes over core.runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from api.deps import EnqueueDep, PrincipalDep, ReadSession, SettingsDep, WriteSession
+from api.schemas import (
+    CancelOut,
+    EpochOut,
+    ErrorResponse,
+    HistoryOut,
+    RunIn,
+    RunOut,
+    RunPage,
+    ValidateOut,
+)
+from core import runs
+from core.pagination import MAX_PAGE_SIZE
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+_401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or invalid API key"}
+_404: dict[str, Any] = {"model": ErrorResponse, "description": "No such run (or not yours)"}
+_422: dict[str, Any] = {"model": ErrorResponse, "description": "Invalid spec (names the field)"}
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses={
+        401: _401,
+        409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body"},
+        422: _422,
+    },
+)
+def submit_run(
+    body: RunIn,
+    principal: PrincipalDep,
+    session: WriteSession,
+    settings: SettingsDep,
+    enqueue: EnqueueDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> RunOut:
+    run = runs.submit_run(
+        session,
+        tenant_id=principal.tenant_id,
+        dataset_id=body.dataset_id,
+        spec=body.spec,
+        name=body.name,
+        settings=settings,
+        enqueue=enqueue,
+        idempotency_key=idempotency_key,
+    )
+    return RunOut.from_row(run)
+
+
+@router.post("/validate", responses={401: _401, 422: _422})
+def validate_run(
+    body: RunIn, principal: PrincipalDep, session: ReadSession, settings: SettingsDep
+) -> ValidateOut:
+    check = runs.validate_run(
+        session,
+        tenant_id=principal.tenant_id,
+        dataset_id=body.dataset_id,
+        spec=body.spec,
+        settings=settings,
+    )
+    return ValidateOut(
+        spec=check.spec.model_dump(mode="json"),
+        n_parameters=check.n_parameters,
+        flops_per_epoch=check.flops_per_epoch,
+        estimated_seconds=check.estimated_seconds,
+        warnings=check.warnings,
+    )
+
+
+@router.get("", responses={401: _401, 422: _422})
+def list_runs(
+    principal: PrincipalDep,
+    session: ReadSession,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    dataset_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> RunPage:
+    page = runs.list_runs(
+        session,
+        tenant_id=principal.tenant_id,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        dataset_id=dataset_id,
+    )
+    return RunPage(items=[RunOut.from_row(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{run_id}", responses={401: _401, 404: _404})
+def get_run(run_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> RunOut:
+    return RunOut.from_row(runs.get_run(session, tenant_id=principal.tenant_id, run_id=run_id))
+
+
+@router.get("/{run_id}/history", responses={401: _401, 404: _404})
+def get_history(
+    run_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: ReadSession,
+    since_epoch: Annotated[int, Query(ge=0)] = 0,
+    max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> HistoryOut:
+    rows = runs.get_history(
+        session,
+        tenant_id=principal.tenant_id,
+        run_id=run_id,
+        since_epoch=since_epoch,
+        max_points=max_points,
+    )
+    return HistoryOut(run_id=run_id, epochs=[EpochOut.from_row(r) for r in rows])
+
+
+@router.post(
+    "/{run_id}/cancel",
+    status_code=202,
+    responses={
+        401: _401,
+        404: _404,
+        409: {"model": ErrorResponse, "description": "The run has already finished"},
+    },
+)
+def cancel_run(run_id: uuid.UUID, principal: PrincipalDep, session: WriteSession) -> CancelOut:
+    status = runs.cancel_run(session, tenant_id=principal.tenant_id, run_id=run_id)
+    return CancelOut(status=status.value)
