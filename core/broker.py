@@ -43,6 +43,9 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     # it anyway).
     visibility = settings.task_time_limit_seconds + 600
     options: dict[str, Any] = {"visibility_timeout": visibility}
+    if settings.broker_url.startswith("sqla+"):
+        # kombu's SQLAlchemy transport hands its options to create_engine().
+        return {}
     if is_filesystem(settings.broker_url):
         folder = filesystem_folder(settings.broker_url)
         options.update(
@@ -73,7 +76,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": kombu_url(settings),
         "broker_transport_options": options,
         "result_backend_transport_options": options,
-        "visibility_timeout": options["visibility_timeout"],
+        "visibility_timeout": settings.task_time_limit_seconds + 600,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,
         # json only: nothing on the broker can make a worker unpickle.

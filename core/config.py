@@ -18,9 +18,10 @@ def _default_database_url(data: dict[str, Any]) -> str:
 
 
 def _default_broker_url(data: dict[str, Any]) -> str:
-    # Embedded broker placeholder: kombu's SQLAlchemy transport on a file beside the database,
-    # so `descent serve` needs no broker process. Production sets DESCENT_BROKER_URL=redis://...
-    return f"sqla+sqlite:///{Path(data['data_dir']).resolve() / 'broker.sqlite3'}"
+    # Embedded broker: kombu's filesystem transport in a folder beside the database (one file
+    # per message), so `descent serve` needs no broker process. Production sets
+    # DESCENT_BROKER_URL=redis://... (see core.broker for why not the SQLAlchemy transport).
+    return f"filesystem://{Path(data['data_dir']).resolve() / 'broker'}"
 
 
 class Settings(BaseSettings):

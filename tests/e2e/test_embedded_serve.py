@@ -1,0 +1,58 @@
+"""The embedded default exactly as a newcomer runs it: ``descent serve --port P --data-dir D``,
+the API key read from its output, digits trained and predicted through HTTP; a second start
+prints the same key."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import free_port, process, stop_group, train_digits_through_api, wait_for
+from tests.e2e.helpers import wait_healthy
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _descent() -> list[str]:
+    script = Path(sys.executable).parent / "descent"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("descent")
+    return [found] if found else [sys.executable, "-m", "core.cli"]
+
+
+def _key_from(log: Path) -> str:
+    match = re.search(r"^API key: (\S+)$", log.read_text(), re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+def test_descent_serve_trains_and_predicts(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "descent-data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env["DESCENT_RECONCILE_EVERY_SECONDS"] = "2"
+    argv = [*_descent(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    base = f"http://127.0.0.1:{port}"
+
+    log = tmp_path / "serve.log"
+    with process(argv, env=env, log=log, cwd=tmp_path) as serve:
+        key = wait_for(lambda: _key_from(log), timeout=30, what="the API key line")
+        assert f"http://127.0.0.1:{port}" in log.read_text()
+        wait_healthy(base, serve, log)
+        train_digits_through_api(base, key)
+        # Ctrl-C (SIGINT to the foreground group) stops the API and the worker.
+        code = stop_group(serve, signal.SIGINT)
+        assert code is not None
+
+    log2 = tmp_path / "serve2.log"
+    with process(argv, env=env, log=log2, cwd=tmp_path) as serve:
+        assert wait_for(lambda: _key_from(log2), timeout=30, what="the API key again") == key
+        wait_healthy(base, serve, log2)
