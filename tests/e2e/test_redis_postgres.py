@@ -1,0 +1,82 @@
+"""Production shape with real processes: uvicorn (API) and a ``celery worker`` subprocess against
+the local Redis and a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from core.auth import create_api_key
+from core.migrate import upgrade_to_head
+from store.session import Database, make_engine_for_url
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.e2e.helpers import free_port, process, train_digits_through_api, wait_healthy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    name, url = create_pg_database()
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def redis_db() -> Iterator[str]:
+    """The local Redis (a database number of its own; nothing is flushed, the server is shared)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable: {exc}")
+    client.close()
+    yield f"{REDIS_URL}/9"
+
+
+def test_uvicorn_and_celery_worker_train_digits(pg_url: str, redis_db: str, tmp_path: Path) -> None:
+    db = Database(make_engine_for_url(pg_url))
+    with db.session() as session:
+        key = create_api_key(session, f"e2e-{uuid.uuid4().hex[:8]}")
+    db.dispose()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env.update(
+        DESCENT_DATABASE_URL=pg_url,
+        DESCENT_BROKER_URL=redis_db,
+        DESCENT_DATA_DIR=str(tmp_path / "data"),
+        DESCENT_RECONCILE_EVERY_SECONDS="2",
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    worker_argv = [
+        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency=1",
+        "--queues=descent.runs", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel=info",
+    ]  # fmt: skip
+    api_argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "api.app:serve_app",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    repo = Path(__file__).resolve().parents[2]
+    with (
+        process(worker_argv, env=env, log=tmp_path / "worker.log", cwd=repo),
+        process(api_argv, env=env, log=tmp_path / "api.log", cwd=repo) as api,
+    ):
+        wait_healthy(base, api, tmp_path / "api.log")
+        ready = httpx.get(f"{base}/readyz", timeout=10).json()
+        assert ready["checks"] == {"database": "ok", "broker": "ok"}
+        final = train_digits_through_api(base, key)
+        assert final["attempts"] == 1
