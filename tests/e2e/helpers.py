@@ -45,10 +45,8 @@ def stop_group(child: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> int 
     if child.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(20)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -89,7 +87,8 @@ def digits_split() -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[An
 def digits_csv(X: NDArray[Any], y: NDArray[Any]) -> bytes:
     header = ",".join([f"px{i}" for i in range(X.shape[1])] + ["digit"])
     lines = [header] + [
-        ",".join(str(int(v)) for v in row) + f",{int(label)}" for row, label in zip(X, y, strict=True)
+        ",".join(str(int(v)) for v in row) + f",{int(label)}"
+        for row, label in zip(X, y, strict=True)
     ]
     return ("\n".join(lines) + "\n").encode()
 
@@ -131,9 +130,7 @@ def train_digits_through_api(base: str, key: str, *, timeout: float = 90) -> dic
         model_id = final["model_id"]
         model = http.get(f"/v1/models/{model_id}").json()
         assert model["input"]["n_features"] == 64
-        predicted = http.post(
-            f"/v1/models/{model_id}/predict", json={"inputs": X_test.tolist()}
-        )
+        predicted = http.post(f"/v1/models/{model_id}/predict", json={"inputs": X_test.tolist()})
         assert predicted.status_code == 200, predicted.text
         body = predicted.json()
         probabilities = np.asarray(body["probabilities"])

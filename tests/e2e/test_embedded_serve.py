@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import free_port, process, stop_group, train_digits_through_api, wait_for
-from tests.e2e.helpers import wait_healthy
+from tests.e2e.helpers import (
+    free_port,
+    process,
+    stop_group,
+    train_digits_through_api,
+    wait_for,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _descent() -> list[str]:
