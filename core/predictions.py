@@ -173,7 +173,7 @@ def _matrix(rows: Any, model: LoadedModel, field: str) -> NDArray[Any]:
         if not np.isfinite(X).all():
             i, j = np.argwhere(~np.isfinite(X))[0]
             raise _invalid(
-                f"non-finite value in row {i}, feature {model.feature_names[j]!r}",
+                f"missing or non-finite value in row {i}, feature {model.feature_names[j]!r}",
                 field,
                 row=int(i),
                 column=model.feature_names[j],

@@ -114,7 +114,7 @@ def _validation_error(exc: ValidationError) -> InvalidInput:
 
 def _spec_error(exc: SpecError) -> InvalidInput:
     return InvalidInput(
-        exc.message, {"field": f"spec.{exc.field}", **exc.details}, code="invalid_spec"
+        exc.message, {**exc.details, "field": f"spec.{exc.field}"}, code="invalid_spec"
     )
 
 

@@ -1,0 +1,87 @@
+"""Shared pieces for the runs / models HTTP tests: an app whose enqueue records run ids, a small
+dataset, and an in-process 'worker' (core.runs.run_training, what the Celery task calls)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core import runs
+from core.config import Settings
+from store.session import Database
+from tests.api.conftest import bearer
+
+FEATURES = ["a", "b", "c", "d"]
+SPEC = {
+    "layers": [{"units": 8}],
+    "optimizer": {"name": "adam", "learning_rate": 0.05},
+    "epochs": 4,
+    "batch_size": 16,
+    "seed": 3,
+}
+
+
+class Sent(list[str]):
+    fail: bool = False
+
+    def __call__(self, run_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.append(run_id)
+
+
+def blobs_csv(n: int = 90, seed: int = 0) -> bytes:
+    """Three well-separated classes (red/green/blue) in four numeric features."""
+    rng = np.random.default_rng(seed)
+    names = ["blue", "green", "red"]
+    lines = [",".join([*FEATURES, "colour"])]
+    for i in range(n):
+        k = i % 3
+        x = rng.normal(size=4) * 0.3 + np.array([k * 2.0, -k * 1.5, k, 0.0])
+        lines.append(",".join(f"{v:.5f}" for v in x) + f",{names[k]}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def sent() -> Sent:
+    return Sent()
+
+
+@pytest.fixture
+def api(settings: Settings, db: Database, sent: Sent) -> TestClient:
+    return TestClient(create_app(settings, database=db, enqueue=sent))
+
+
+@pytest.fixture
+def dataset_id(api: TestClient, tenant_key: str) -> str:
+    response = api.post(
+        "/v1/datasets", headers=bearer(tenant_key), files={"file": ("blobs.csv", blobs_csv())}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def submit(
+    api: TestClient, key: str, dataset_id: str, spec: dict[str, Any] | None = None, **extra: Any
+) -> Any:
+    body = {"dataset_id": dataset_id, "spec": SPEC if spec is None else spec, **extra}
+    return api.post("/v1/runs", headers=bearer(key), json=body)
+
+
+def work(db: Database, settings: Settings, run_id: str) -> str:
+    return runs.run_training(db, run_id, settings=settings)
+
+
+@pytest.fixture
+def trained(api: TestClient, tenant_key: str, dataset_id: str, db: Database, settings: Settings):
+    run = submit(api, tenant_key, dataset_id).json()
+    assert work(db, settings, run["id"]) == "succeeded"
+    return api.get(f"/v1/runs/{run['id']}", headers=bearer(tenant_key)).json()
