@@ -645,6 +645,8 @@ def _train_claimed(attempt: _Attempt) -> str:
     def drop_later_epochs(session: Session) -> None:
         # History past the resume point is recomputed (bit-identically) by this attempt.
         run_store.delete_epochs_after(session, run_id=run.id, epoch=resume_epoch)
+        # Checkpoints past it are corrupt ones that were skipped; they are rewritten.
+        run_store.delete_checkpoints(session, run_id=run.id, after_epoch=resume_epoch)
 
     attempt.write({"heartbeat_at": utcnow()}, drop_later_epochs)
     X, y = _features(parsed), parsed.y

@@ -200,8 +200,10 @@ def delete_epochs_after(session: Session, *, run_id: uuid.UUID, epoch: int) -> N
     session.execute(delete(RunEpoch).where(RunEpoch.run_id == run_id, RunEpoch.epoch > epoch))
 
 
-def delete_checkpoints(session: Session, *, run_id: uuid.UUID) -> None:
-    session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
+def delete_checkpoints(session: Session, *, run_id: uuid.UUID, after_epoch: int = -1) -> None:
+    session.execute(
+        delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch > after_epoch)
+    )
 
 
 def stale_held_runs(session: Session, *, cutoff: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:

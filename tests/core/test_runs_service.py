@@ -1,0 +1,242 @@
+"""core.runs on both backends: the atomic claim, fencing, crash + resume from a checkpoint
+(each epoch exactly once, bit-identical to an uninterrupted run), corrupt checkpoints, user
+errors, cooperative cancel, and the reconciler."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from core import runs
+from core.auth import authenticate, create_api_key
+from core.config import Settings
+from core.datasets import create_dataset
+from models import EpochEnd
+from store import runs as run_store
+from store.base import utcnow
+from store.session import Database
+from store.tables import Checkpoint, Run, RunStatus
+from tests.api.runs_fixtures import SPEC, Sent, blobs_csv
+
+
+class Crash(BaseException):
+    """Stands in for the worker process dying (not an Exception: nothing catches it)."""
+
+
+@pytest.fixture
+def tenant(db: Database) -> uuid.UUID:
+    with db.session() as session:
+        key = create_api_key(session, "svc")
+    with db.read_session() as session:
+        return authenticate(session, key).tenant_id
+
+
+@pytest.fixture
+def svc_settings(settings: Settings) -> Settings:
+    # A checkpoint after every epoch, so a crash resumes from the last one.
+    return settings.model_copy(
+        update={"checkpoint_every_seconds": 1e-6, "cancel_poll_seconds": 0.0}
+    )
+
+
+@pytest.fixture
+def dataset(db: Database, tenant: uuid.UUID, svc_settings: Settings, tmp_path: Path) -> uuid.UUID:
+    path = tmp_path / "blobs.csv"
+    path.write_bytes(blobs_csv())
+    with db.session() as session:
+        row = create_dataset(
+            session, tenant_id=tenant, upload_path=path, filename="blobs.csv", name=None,
+            label=None, settings=svc_settings,
+        )  # fmt: skip
+    return row.id
+
+
+def _submit(
+    db: Database, tenant: uuid.UUID, dataset: uuid.UUID, settings: Settings, **spec: object
+) -> str:
+    sent = Sent()
+    with db.session() as session:
+        run = runs.submit_run(
+            session, tenant_id=tenant, dataset_id=dataset, spec={**SPEC, **spec}, name=None,
+            settings=settings, enqueue=sent,
+        )  # fmt: skip
+    assert sent == [str(run.id)]
+    return str(run.id)
+
+
+def _run(db: Database, run_id: str) -> Run:
+    with db.read_session() as session:
+        row = run_store.get_run_unscoped(session, uuid.UUID(run_id))
+        assert row is not None
+        return row
+
+
+def _history(db: Database, tenant: uuid.UUID, run_id: str) -> list[tuple[int, float]]:
+    with db.read_session() as session:
+        rows = runs.get_history(session, tenant_id=tenant, run_id=uuid.UUID(run_id))
+    return [(r.epoch, r.train_loss) for r in rows]
+
+
+def test_claim_is_atomic(
+    db: Database, tenant: uuid.UUID, dataset: uuid.UUID, svc_settings: Settings
+) -> None:
+    run_id = uuid.UUID(_submit(db, tenant, dataset, svc_settings))
+    with db.session() as session:
+        assert run_store.claim_run(session, run_id=run_id, token=uuid.uuid4(), now=utcnow())
+        session.commit()
+    with db.session() as session:
+        assert not run_store.claim_run(session, run_id=run_id, token=uuid.uuid4(), now=utcnow())
+    assert runs.run_training(db, str(run_id), settings=svc_settings) == "skipped"
+    assert runs.run_training(db, "not-a-uuid", settings=svc_settings) == "skipped"
+    assert _run(db, str(run_id)).attempts == 1
+
+
+def test_crash_then_resume_is_exact(
+    db: Database,
+    tenant: uuid.UUID,
+    dataset: uuid.UUID,
+    svc_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reference = _submit(db, tenant, dataset, svc_settings, epochs=5)
+    assert runs.run_training(db, reference, settings=svc_settings) == "succeeded"
+    expected = _history(db, tenant, reference)
+    assert [e for e, _ in expected] == [1, 2, 3, 4, 5]
+
+    crashing = _submit(db, tenant, dataset, svc_settings, epochs=5)
+    original = runs._Attempt.on_epoch
+
+    def on_epoch_then_die(self: runs._Attempt, e: EpochEnd) -> None:
+        original(self, e)
+        if e.epoch == 3:
+            raise Crash
+
+    monkeypatch.setattr(runs._Attempt, "on_epoch", on_epoch_then_die)
+    with pytest.raises(Crash):
+        runs.run_training(db, crashing, settings=svc_settings)
+    monkeypatch.setattr(runs._Attempt, "on_epoch", original)
+    stuck = _run(db, crashing)
+    assert stuck.status == RunStatus.running and stuck.epoch == 3
+
+    # The reaper sees the stale heartbeat and puts the run back to queued.
+    later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
+    assert runs.reap_stale_runs(db, settings=svc_settings, now=later) == [crashing]
+    assert _run(db, crashing).status == RunStatus.queued
+    assert runs.run_training(db, crashing, settings=svc_settings) == "succeeded"
+    final = _run(db, crashing)
+    assert final.attempts == 2 and final.model_id is not None
+    assert _history(db, tenant, crashing) == expected
+
+
+def test_corrupt_checkpoint_falls_back_and_zombie_is_fenced(
+    db: Database,
+    tenant: uuid.UUID,
+    dataset: uuid.UUID,
+    svc_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_id = _submit(db, tenant, dataset, svc_settings, epochs=5)
+    original = runs._Attempt.on_epoch
+    zombie: list[runs._Attempt] = []
+
+    def on_epoch_then_die(self: runs._Attempt, e: EpochEnd) -> None:
+        original(self, e)
+        if e.epoch == 3:
+            zombie.append(self)
+            raise Crash
+
+    monkeypatch.setattr(runs._Attempt, "on_epoch", on_epoch_then_die)
+    with pytest.raises(Crash):
+        runs.run_training(db, run_id, settings=svc_settings)
+    monkeypatch.setattr(runs._Attempt, "on_epoch", original)
+    with db.session() as session:
+        session.execute(
+            update(Checkpoint)
+            .where(Checkpoint.run_id == uuid.UUID(run_id), Checkpoint.epoch == 3)
+            .values(blob=b"garbage")
+        )
+        session.commit()
+    later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
+    runs.reap_stale_runs(db, settings=svc_settings, now=later)
+    assert runs.run_training(db, run_id, settings=svc_settings) == "succeeded"
+    assert [e for e, _ in _history(db, tenant, run_id)] == [1, 2, 3, 4, 5]
+    # The first attempt's lease is gone: anything it still tries to write is refused.
+    with pytest.raises(runs.LeaseLost):
+        zombie[0].write({"heartbeat_at": utcnow()})
+    assert zombie[0].should_stop()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_user_errors_fail_the_run(
+    db: Database, tenant: uuid.UUID, dataset: uuid.UUID, svc_settings: Settings
+) -> None:
+    run_id = _submit(
+        db, tenant, dataset, svc_settings,
+        optimizer={"name": "sgd", "learning_rate": 10.0, "momentum": 0.99},
+        layers=[{"units": 64}] * 3,
+        preprocessing={"standardize": False},
+    )  # fmt: skip
+    assert runs.run_training(db, run_id, settings=svc_settings) == "failed"
+    run = _run(db, run_id)
+    assert run.error_code == "diverged" and "diverged" in (run.error_message or "")
+    assert run.finished_at is not None and run.lease_token is None
+    # A user error is final: a redelivered message does nothing.
+    assert runs.run_training(db, run_id, settings=svc_settings) == "skipped"
+
+
+def test_cancel_while_running(
+    db: Database,
+    tenant: uuid.UUID,
+    dataset: uuid.UUID,
+    svc_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_id = _submit(db, tenant, dataset, svc_settings, epochs=20)
+    original = runs._Attempt.on_epoch
+
+    def cancel_at_two(self: runs._Attempt, e: EpochEnd) -> None:
+        original(self, e)
+        if e.epoch == 2:
+            with db.session() as session:
+                assert runs.cancel_run(session, tenant_id=tenant, run_id=uuid.UUID(run_id)) == (
+                    RunStatus.cancelling
+                )
+
+    monkeypatch.setattr(runs._Attempt, "on_epoch", cancel_at_two)
+    assert runs.run_training(db, run_id, settings=svc_settings) == "cancelled"
+    run = _run(db, run_id)
+    assert run.status == RunStatus.cancelled and run.model_id is None and run.finished_at
+    assert [e for e, _ in _history(db, tenant, run_id)] == [1, 2]
+
+
+def test_reaper_gives_up_after_max_attempts(
+    db: Database, tenant: uuid.UUID, dataset: uuid.UUID, svc_settings: Settings
+) -> None:
+    run_id = uuid.UUID(_submit(db, tenant, dataset, svc_settings))
+    with db.session() as session:
+        run_store.claim_run(session, run_id=run_id, token=uuid.uuid4(), now=utcnow())
+        session.execute(
+            update(Run).where(Run.id == run_id).values(attempts=svc_settings.max_attempts)
+        )
+        session.commit()
+    later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
+    assert runs.reap_stale_runs(db, settings=svc_settings, now=later) == []
+    run = _run(db, str(run_id))
+    assert run.status == RunStatus.failed and run.error_code == "worker_lost"
+
+
+def test_resend_queued(
+    db: Database, tenant: uuid.UUID, dataset: uuid.UUID, svc_settings: Settings
+) -> None:
+    run_id = _submit(db, tenant, dataset, svc_settings)
+    sent = Sent()
+    assert runs.resend_queued(db, settings=svc_settings, enqueue=sent) == []
+    later = utcnow() + timedelta(seconds=svc_settings.requeue_after_seconds + 1)
+    assert runs.resend_queued(db, settings=svc_settings, enqueue=sent, now=later) == [run_id]
+    # Just re-sent: not again on the next pass.
+    assert runs.resend_queued(db, settings=svc_settings, enqueue=sent, now=later) == []
+    assert sent == [run_id]
