@@ -25,7 +25,7 @@ CSV = b"sepal,petal,species\n" + b"5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,v
 
 def post(
     client: TestClient, key: str, content: bytes, filename: str = "d.csv", **fields: str
-) -> tuple[int, dict]:  # type: ignore[type-arg]
+) -> tuple[int, dict]:
     response = client.post(
         "/v1/datasets", headers=bearer(key), files={"file": (filename, content)}, data=fields
     )
