@@ -71,6 +71,10 @@ class Settings(BaseSettings):
 
     # HTTP.
     retry_after_seconds: int = Field(default=5, ge=1)
+
+    # Per-tenant limits (answered 429 with Retry-After).
+    max_concurrent_runs_per_tenant: int = Field(default=4, ge=1)
+    rate_limit_per_minute: int = Field(default=1200, ge=1)
     # Reported by /version when the deployment sets it.
     git_sha: str | None = None
 
