@@ -1,7 +1,8 @@
-"""Request dependencies: settings, database sessions, the calling tenant."""
+"""Request dependencies: settings, database sessions, the calling tenant and its rate limit."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import auth
 from core.broker import Enqueuer
 from core.config import Settings
+from core.limits import RateLimiter, make_rate_limiter
 from core.predictions import ModelCache
 from store.session import Database
 
@@ -39,14 +41,35 @@ def read_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Ses
         yield session
 
 
+_limiter_lock = threading.Lock()
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """One limiter per app, built on first use (Redis-backed when the broker is Redis)."""
+    state = request.app.state
+    limiter: RateLimiter | None = getattr(state, "rate_limiter", None)
+    if limiter is None:
+        with _limiter_lock:
+            limiter = getattr(state, "rate_limiter", None)
+            if limiter is None:
+                limiter = make_rate_limiter(state.settings)
+                state.rate_limiter = limiter
+    return limiter
+
+
 def current_principal(
     db: Annotated[Database, Depends(get_database)],
+    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> auth.Principal:
+    """The caller's tenant (401 otherwise), counted against its request rate (429 past it).
+    Every /v1 route depends on this, so authentication and the rate limit live here only."""
     # Own short read transaction: never the route's session, so a write route does not take
     # the SQLite write lock before it has parsed its input.
     with db.read_session() as session:
-        return auth.authenticate(session, credentials.credentials if credentials else None)
+        principal = auth.authenticate(session, credentials.credentials if credentials else None)
+    limiter.hit(principal.tenant_id)
+    return principal
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

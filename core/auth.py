@@ -11,12 +11,14 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from core.errors import Unauthorized
 from store import tenants as tenant_store
 from store.base import utcnow
+from store.tables import ApiKey
 
 KEY_PREFIX = "dsk"
 _PREFIX_BYTES = 6
@@ -83,6 +85,68 @@ def revoke_api_key(session: Session, *, tenant_id: uuid.UUID, key_id: uuid.UUID)
     if key is not None and key.revoked_at is None:
         key.revoked_at = utcnow()
     session.commit()
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about a key: never its secret, never its hash."""
+
+    id: uuid.UUID
+    tenant: str
+    display: str  # ``dsk_<prefix>_…``: enough to recognise a key, useless to call with
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _info(key: ApiKey, tenant_name: str) -> KeyInfo:
+    return KeyInfo(
+        id=key.id,
+        tenant=tenant_name,
+        display=f"{KEY_PREFIX}_{key.prefix}_…",
+        name=key.name,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+def list_api_keys(session: Session, tenant_name: str) -> list[KeyInfo]:
+    """The keys of a tenant, oldest first; unknown tenant: an empty list."""
+    tenant = tenant_store.get_tenant_by_name(session, tenant_name)
+    if tenant is None:
+        return []
+    return [_info(k, tenant.name) for k in tenant_store.list_api_keys(session, tenant_id=tenant.id)]
+
+
+def _find_key(session: Session, ref: str) -> ApiKey | None:
+    """A key by id (UUID), by prefix (``0123abcd4567``), by its display form
+    (``dsk_0123abcd4567_…``) or by the whole key."""
+    ref = ref.strip()
+    try:
+        return tenant_store.get_api_key_by_id(session, uuid.UUID(ref))
+    except ValueError:
+        pass
+    prefix = ref
+    if ref.startswith(f"{KEY_PREFIX}_"):
+        prefix = ref.split("_", 2)[1]
+    if len(prefix) != 2 * _PREFIX_BYTES or any(c not in "0123456789abcdef" for c in prefix):
+        return None
+    return tenant_store.get_api_key_by_prefix(session, prefix)
+
+
+def revoke_key_ref(session: Session, ref: str) -> KeyInfo | None:
+    """Revoke the key ``ref`` names (see ``_find_key``); None if there is no such key.
+    Revoking twice keeps the first revocation time. The key answers 401 from then on."""
+    key = _find_key(session, ref)
+    if key is None:
+        session.rollback()
+        return None
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    tenant = tenant_store.get_tenant(session, key.tenant_id)
+    info = _info(key, tenant.name if tenant else "?")
+    session.commit()
+    return info
 
 
 def disable_tenant(session: Session, tenant_name: str) -> None:

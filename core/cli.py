@@ -3,7 +3,8 @@
 ``descent serve`` is the embedded default: SQLite + a filesystem broker in one data directory,
 migrations applied, an API process and a worker process started together, the URL and an API key
 printed. ``descent api`` / ``descent worker`` / ``descent migrate`` are the production pieces
-(configured by ``DESCENT_*`` environment variables), ``descent keys create`` makes API keys.
+(configured by ``DESCENT_*`` environment variables), ``descent keys create|list|revoke``
+manage API keys.
 """
 
 from __future__ import annotations
@@ -66,6 +67,49 @@ def keys_create(tenant: str, name: str | None) -> None:
     _echo(f"API key: {key}")
 
 
+@keys.command("list")
+@click.option("--tenant", required=True, help="Tenant name")
+def keys_list(tenant: str) -> None:
+    """List a tenant's keys (id, prefix, name, dates); secrets are never shown."""
+    from core.auth import list_api_keys
+    from store.session import Database
+
+    db = Database.from_settings(get_settings())
+    try:
+        with db.read_session() as session:
+            found = list_api_keys(session, tenant)
+    finally:
+        db.dispose()
+    if not found:
+        _echo(f"no keys for tenant {tenant!r}")
+        return
+    for info in found:
+        state = f"revoked {info.revoked_at.isoformat()}" if info.revoked_at else "active"
+        _echo(
+            f"{info.id}  {info.display}  {info.name or '-'}  "
+            f"created {info.created_at.isoformat()}  {state}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_ref")
+def keys_revoke(key_ref: str) -> None:
+    """Revoke a key, named by its id or its prefix (as `keys list` shows them). From then on
+    it is answered 401, like a key that never existed."""
+    from core.auth import revoke_key_ref
+    from store.session import Database
+
+    db = Database.from_settings(get_settings())
+    try:
+        with db.session() as session:
+            info = revoke_key_ref(session, key_ref)
+    finally:
+        db.dispose()
+    if info is None:
+        raise click.ClickException(f"no API key matches {key_ref!r}")
+    _echo(f"revoked {info.display} ({info.id}) of tenant {info.tenant!r}")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -100,17 +144,23 @@ def worker(concurrency: int, loglevel: str) -> None:
 
 
 def _first_key(settings: Settings) -> str:
-    """The API key of the embedded tenant: created on first start, read back afterwards."""
-    from core.auth import create_api_key
+    """The API key of the embedded tenant: created on first start, read back afterwards (a new
+    one replaces it if it was revoked with ``descent keys revoke``)."""
+    from core.auth import authenticate, create_api_key
+    from core.errors import Unauthorized
     from store.session import Database
 
     path = settings.data_dir / KEY_FILE
-    if path.exists():
-        key = path.read_text().strip()
-        if key:
-            return key
+    saved = path.read_text().strip() if path.exists() else ""
     db = Database.from_settings(settings)
     try:
+        if saved:
+            try:
+                with db.read_session() as session:
+                    authenticate(session, saved)
+                return saved
+            except Unauthorized:
+                pass
         with db.session() as session:
             key = create_api_key(session, DEFAULT_TENANT, key_name="descent serve")
     finally:

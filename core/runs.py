@@ -29,6 +29,7 @@ from core import datasets as dataset_service
 from core.broker import Enqueuer
 from core.config import Settings, get_settings
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
+from core.limits import check_concurrent_runs
 from core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from models import (
     ArtifactError,
@@ -277,6 +278,7 @@ def submit_run(
         if existing is not None:
             session.rollback()
             return _replay(existing, request_sha256)
+    check_concurrent_runs(session, tenant_id=tenant_id, settings=settings)
     dataset = _dataset_for_run(session, tenant_id, dataset_id)
     check = check_spec(session, dataset, spec, settings)
     # Lock the dataset row (PostgreSQL) so a concurrent delete cannot slip between the check

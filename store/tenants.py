@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.tables import ApiKey, Tenant
+from store.tables import ACTIVE_RUN_STATUSES, ApiKey, Run, Tenant
 
 
 def get_tenant_by_name(session: Session, name: str) -> Tenant | None:
@@ -47,3 +47,37 @@ def get_api_key(session: Session, *, tenant_id: uuid.UUID, key_id: uuid.UUID) ->
     return session.scalars(
         select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
     ).one_or_none()
+
+
+def list_api_keys(session: Session, *, tenant_id: uuid.UUID) -> list[ApiKey]:
+    return list(
+        session.scalars(
+            select(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id)
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )
+    )
+
+
+def get_api_key_by_id(session: Session, key_id: uuid.UUID) -> ApiKey | None:
+    return session.get(ApiKey, key_id)
+
+
+def get_api_key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).one_or_none()
+
+
+def count_live_runs(session: Session, *, tenant_id: uuid.UUID, lock: bool = False) -> int:
+    """Runs of a tenant that hold (or wait for) a worker: queued, running, cancelling.
+    ``lock`` takes the tenant row FOR UPDATE first (PostgreSQL), so concurrent submits of
+    one tenant count one after another; SQLite's write session is serialised already."""
+    if lock:
+        session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Run)
+            .where(Run.tenant_id == tenant_id, Run.status.in_(ACTIVE_RUN_STATUSES))
+        )
+        or 0
+    )
