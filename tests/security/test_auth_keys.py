@@ -3,6 +3,7 @@ keys without ever printing a secret; S8: server-owned fields cannot be assigned.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ with warnings.catch_warnings():
 
 from core import auth, cli
 from core.config import Settings, get_settings
+from core.errors import Unauthorized
 from store.session import Database
 from store.tables import ApiKey, Run
 from tests.api.conftest import bearer
@@ -114,16 +116,16 @@ def test_key_check_uses_compare_digest(
     db: Database, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[str, str]] = []
-    real = auth.secrets.compare_digest
+    real = secrets.compare_digest
 
     def spy(a: str, b: str) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(auth.secrets, "compare_digest", spy)
+    monkeypatch.setattr(secrets, "compare_digest", spy)  # core.auth looks it up per call
     with db.read_session() as session:
         auth.authenticate(session, tenant_a.key)
-        with pytest.raises(auth.Unauthorized):
+        with pytest.raises(Unauthorized):
             auth.authenticate(session, "dsk_000000000000_unknown")  # no row: still compared
     assert len(calls) == 2
     assert calls[0][0] == auth.hash_key(tenant_a.key)
