@@ -1,0 +1,165 @@
+"""S9: per-tenant limits. Concurrent runs and request rate answer 429 with Retry-After through
+the one error handler; another tenant is not affected."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+
+import httpx
+import pytest
+import redis
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from core.config import Settings
+from core.errors import RateLimited
+from core.limits import RedisWindowLimiter, TokenBucketLimiter, make_rate_limiter
+from store.session import Database
+from store.tables import Run
+from tests.api.runs_fixtures import SPEC
+from tests.security.conftest import Tenant, make_tenant
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _submit(api: TestClient, t: Tenant, **headers: str) -> httpx.Response:
+    body = {"dataset_id": t.dataset_id, "spec": SPEC}
+    return api.post("/v1/runs", headers={**t.headers, **headers}, json=body)
+
+
+@pytest.mark.parametrize("app_settings", [{"max_concurrent_runs_per_tenant": 3}], indirect=True)
+def test_concurrent_run_limit(
+    api: TestClient, db: Database, tenant_a: Tenant, tenant_b: Tenant, sent: list[str]
+) -> None:
+    # Each tenant already has one queued run (and one succeeded, which does not count).
+    first = _submit(api, tenant_a, **{"Idempotency-Key": "k1"})
+    assert first.status_code == 202
+    assert _submit(api, tenant_a).status_code == 202
+    with db.read_session() as session:
+        before = session.query(Run).count()
+    sent.clear()
+    over = _submit(api, tenant_a)
+    assert over.status_code == 429, over.text
+    assert int(over.headers["Retry-After"]) >= 1
+    error = over.json()["error"]
+    assert error["code"] == "too_many_runs" and error["details"]["limit"] == 3
+    assert "limit is 3" in error["message"]
+    with db.read_session() as session:
+        assert session.query(Run).count() == before
+    assert sent == []
+    # A retry of an accepted request is a replay, not a new run: still 202.
+    again = _submit(api, tenant_a, **{"Idempotency-Key": "k1"})
+    assert again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    # Tenant B is not affected.
+    assert _submit(api, tenant_b).status_code == 202
+    # Cancelling a queued run frees a slot.
+    cancel = api.post(f"/v1/runs/{tenant_a.queued_run_id}/cancel", headers=tenant_a.headers)
+    assert cancel.status_code == 202
+    assert _submit(api, tenant_a).status_code == 202
+
+
+@pytest.fixture
+def app_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    update = getattr(request, "param", {})
+    return settings.model_copy(update=update)
+
+
+@pytest.mark.parametrize("app_settings", [{"rate_limit_per_minute": 5}], indirect=True)
+def test_request_rate_limit_per_tenant(
+    api: TestClient, db: Database, app_settings: Settings
+) -> None:
+    # Tenants built with the limiter of another app, so their setup does not spend the budget.
+    from api.app import create_app
+
+    setup = TestClient(
+        create_app(app_settings.model_copy(update={"rate_limit_per_minute": 1000}), database=db)
+    )
+    a = make_tenant(setup, db, app_settings, "rate-a")
+    b = make_tenant(setup, db, app_settings, "rate-b")
+    for _ in range(5):
+        assert api.get("/v1/datasets", headers=a.headers).status_code == 200
+    limited = api.get(f"/v1/runs/{a.run_id}", headers=a.headers)
+    assert limited.status_code == 429, limited.text
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.json()["error"]["code"] == "rate_limited"
+    # Another key of the same tenant shares the budget; other tenants do not.
+    assert api.get("/v1/datasets", headers=b.headers).status_code == 200
+    # Unauthenticated requests are answered 401 (never counted against anyone).
+    assert api.get("/v1/datasets").status_code == 401
+    assert api.get("/healthz").status_code == 200
+
+
+def test_token_bucket_refills() -> None:
+    now = [1000.0]
+    limiter = TokenBucketLimiter(60, clock=lambda: now[0])
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    for _ in range(60):
+        limiter.hit(tenant)
+    with pytest.raises(RateLimited) as caught:
+        limiter.hit(tenant)
+    assert caught.value.retry_after == 1 and caught.value.status_code == 429
+    limiter.hit(other)
+    now[0] += 1.0  # one token back
+    limiter.hit(tenant)
+    with pytest.raises(RateLimited):
+        limiter.hit(tenant)
+    now[0] += 3600
+    for _ in range(60):
+        limiter.hit(tenant)  # never more than the capacity
+
+
+def _redis() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.skip(f"Redis not reachable: {exc}")
+    return client
+
+
+def test_redis_window_is_shared_between_processes() -> None:
+    """Two limiters on one Redis (two API processes) spend one budget per tenant."""
+    client = _redis()
+    prefix = f"descent:test:{uuid.uuid4().hex}"
+    now = [60.0 * 1_000_000 + 10.0]
+    try:
+        one = RedisWindowLimiter(client, 4, clock=lambda: now[0], prefix=prefix)
+        two = RedisWindowLimiter(client, 4, clock=lambda: now[0], prefix=prefix)
+        tenant, other = uuid.uuid4(), uuid.uuid4()
+        for limiter in (one, two, one, two):
+            limiter.hit(tenant)
+        with pytest.raises(RateLimited) as caught:
+            two.hit(tenant)
+        assert caught.value.retry_after == 50  # seconds left in the window
+        one.hit(other)
+        now[0] += 60  # next window
+        one.hit(tenant)
+        ttl = client.ttl(f"{prefix}:{tenant}:{int(now[0] // 60)}")
+        assert 0 < ttl <= 65  # keys expire on their own
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
+
+
+def test_redis_down_falls_back_to_the_process_bucket() -> None:
+    client = redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
+    limiter = RedisWindowLimiter(client, 2)
+    tenant = uuid.uuid4()
+    limiter.hit(tenant)
+    limiter.hit(tenant)
+    with pytest.raises(RateLimited):
+        limiter.hit(tenant)
+    client.close()
+
+
+def test_limiter_kind_follows_the_broker(settings: Settings) -> None:
+    assert isinstance(make_rate_limiter(settings), TokenBucketLimiter)
+    redis_limiter = make_rate_limiter(settings.model_copy(update={"broker_url": REDIS_URL}))
+    assert isinstance(redis_limiter, RedisWindowLimiter)
+    redis_limiter.close()
