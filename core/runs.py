@@ -587,11 +587,20 @@ def _fail(attempt: _Attempt, code: str, message: str) -> str:
     return RunStatus.failed.value
 
 
-def run_training(db: Database, run_id: str | uuid.UUID, *, settings: Settings | None = None) -> str:
+def run_training(
+    db: Database,
+    run_id: str | uuid.UUID,
+    *,
+    settings: Settings | None = None,
+    time_limit_errors: tuple[type[BaseException], ...] = (),
+) -> str:
     """Claim a queued run, train it (resuming from its latest valid checkpoint), and finish it.
 
     Returns the run's final status as this attempt saw it, or ``"skipped"`` when the run was
     not claimable (already running elsewhere, finished, cancelled, unknown id).
+    ``time_limit_errors`` are what the caller's per-attempt time limit raises (Celery's
+    ``SoftTimeLimitExceeded``): like any infrastructure error the run goes back to queued and
+    resumes from its checkpoint, and once attempts run out it fails ``time_limit``.
     """
     settings = settings or get_settings()
     try:
@@ -617,7 +626,16 @@ def run_training(db: Database, run_id: str | uuid.UUID, *, settings: Settings | 
         log.exception("run %s: attempt failed", rid)
         try:
             if run.attempts >= settings.max_attempts:
-                _fail(attempt, "internal_error", f"training failed after {run.attempts} attempts")
+                if isinstance(exc, time_limit_errors):
+                    _fail(
+                        attempt,
+                        "time_limit",
+                        f"each of {run.attempts} attempts reached the per-attempt time limit",
+                    )
+                else:
+                    _fail(
+                        attempt, "internal_error", f"training failed after {run.attempts} attempts"
+                    )
                 return RunStatus.failed.value
             attempt.write(
                 {"status": RunStatus.queued, "lease_token": None, "heartbeat_at": utcnow()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from core.broker import TRAIN_TASK
@@ -32,4 +33,9 @@ def _database(settings: Settings) -> Database:
 )
 def train_run(run_id: str) -> str:
     settings = getattr(train_run.app.conf, "descent_settings", None) or get_settings()
-    return run_training(_database(settings), run_id, settings=settings)
+    return run_training(
+        _database(settings),
+        run_id,
+        settings=settings,
+        time_limit_errors=(SoftTimeLimitExceeded,),
+    )

@@ -256,6 +256,11 @@ class Cluster:
             )  # fmt: skip
         return str(run.id)
 
+    def sender_resend(self, run_id: str) -> None:
+        """Publish a run id again (a duplicate or stale message, as a broker may deliver)."""
+        assert self.sender is not None
+        self.sender(run_id)
+
     def run(self, run_id: str) -> Run:
         assert self.db is not None
         with self.db.read_session() as session:
