@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from store.tables import DatasetFormat, Task
 
@@ -75,6 +75,37 @@ _SPEC_EXAMPLE: dict[str, Any] = {
 }
 
 
+_INT64 = 2**63
+
+
+def _storable(value: Any, path: str = "") -> None:
+    """Reject JSON values the service cannot store or hash: integers beyond 64 bits and strings
+    with lone UTF-16 surrogates (``"\\ud800"`` is valid JSON but not valid UTF-8)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, bool) or item is None or isinstance(item, float):
+            continue
+        if isinstance(item, int):
+            if not -_INT64 <= item < _INT64:
+                raise ValueError(f"integer out of range at {where or 'top level'}")
+        elif isinstance(item, str):
+            _no_surrogates(item, where)
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                _no_surrogates(k, where)
+                stack.append((v, f"{where}.{k}" if where else k))
+
+
+def _no_surrogates(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"invalid unicode (lone surrogate) at {where or 'top level'}") from None
+
+
 class RunIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -96,6 +127,19 @@ class RunIn(BaseModel):
         default_factory=dict,
         description="TrainingSpec (see API.md); unknown fields are rejected",
     )
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_is_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _storable(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_storable(cls, value: str | None) -> str | None:
+        if value is not None:
+            _no_surrogates(value, "name")
+        return value
 
 
 class ValidateOut(BaseModel):
