@@ -72,8 +72,28 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", message, details)
 
 
+def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse | None:
+    """FastAPI answers a body it could not parse (not UTF-8, nested past the recursion limit)
+    with a bare 400; name the problem instead."""
+    if exc.status_code != 400 or exc.detail != "There was an error parsing the body":
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        why = "it nests too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        why = "it is not UTF-8"
+    else:
+        why = "it is malformed"
+    return error_response(
+        400, "malformed_body", f"the request body is not valid JSON: {why}", {"location": "body"}
+    )
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    unparsable = _unparsable_body(exc)
+    if unparsable is not None:
+        return unparsable
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)

@@ -13,7 +13,12 @@ from api.uploads import UploadDep
 from core import datasets
 from core.pagination import MAX_PAGE_SIZE
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+# Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
+router = APIRouter(
+    prefix="/v1/datasets",
+    tags=["datasets"],
+    responses={429: {"model": ErrorResponse, "description": "Rate limited (see Retry-After)"}},
+)
 
 _errors: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
@@ -52,6 +57,7 @@ _UPLOAD_BODY = {
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
     responses={
+        400: {"model": ErrorResponse, "description": "Malformed multipart body"},
         401: _errors[401],
         413: {"model": ErrorResponse, "description": "Upload over the size cap"},
         415: {"model": ErrorResponse, "description": "Unknown file format"},

@@ -12,7 +12,12 @@ from api.deps import DatabaseDep, ModelCacheDep, PrincipalDep, ReadSession, Sett
 from api.schemas import ErrorResponse, ModelOut, PredictIn, PredictOut
 from core import predictions
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+# Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
+router = APIRouter(
+    prefix="/v1/models",
+    tags=["models"],
+    responses={429: {"model": ErrorResponse, "description": "Rate limited (see Retry-After)"}},
+)
 
 _401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or invalid API key"}
 _404: dict[str, Any] = {"model": ErrorResponse, "description": "No such model (or not yours)"}

@@ -21,20 +21,28 @@ from api.schemas import (
 from core import runs
 from core.pagination import MAX_PAGE_SIZE
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+# Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
+router = APIRouter(
+    prefix="/v1/runs",
+    tags=["runs"],
+    responses={429: {"model": ErrorResponse, "description": "Rate limited (see Retry-After)"}},
+)
 
 _401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or invalid API key"}
 _404: dict[str, Any] = {"model": ErrorResponse, "description": "No such run (or not yours)"}
 _422: dict[str, Any] = {"model": ErrorResponse, "description": "Invalid spec (names the field)"}
+_400: dict[str, Any] = {"model": ErrorResponse, "description": "Body is not parsable JSON"}
 
 
 @router.post(
     "",
     status_code=202,
     responses={
+        400: _400,
         401: _401,
         409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body"},
         422: _422,
+        429: {"model": ErrorResponse, "description": "Too many live runs, or rate limited"},
     },
 )
 def submit_run(
@@ -58,7 +66,7 @@ def submit_run(
     return RunOut.from_row(run)
 
 
-@router.post("/validate", responses={401: _401, 422: _422})
+@router.post("/validate", responses={400: _400, 401: _401, 422: _422})
 def validate_run(
     body: RunIn, principal: PrincipalDep, session: ReadSession, settings: SettingsDep
 ) -> ValidateOut:
