@@ -52,3 +52,29 @@ def test_task_is_registered_by_name_and_trains(
     finally:
         tasks._database(settings).dispose()
         tasks._database.cache_clear()
+
+
+def test_reliability_settings_reach_the_worker_app_and_task(tmp_path) -> None:
+    """C1-C4/C11: the settings are on the app the worker runs and on the task itself, the
+    visibility timeout is the same in all three places, and connection loss cancels late-ack
+    tasks (the DB lease then decides who trains)."""
+    from worker.app import create_celery
+
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/9")
+    app = create_celery(settings)
+    app.loader.import_default_modules()
+    conf = app.conf
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.accept_content == ["json"]
+    assert conf.task_serializer == conf.result_serializer == conf.event_serializer == "json"
+    visibility = {
+        conf.broker_transport_options["visibility_timeout"],
+        conf.result_backend_transport_options["visibility_timeout"],
+        conf.visibility_timeout,
+    }
+    assert len(visibility) == 1 and visibility.pop() > conf.task_time_limit
+    assert conf.task_soft_time_limit < conf.task_time_limit
+    task = app.tasks[TRAIN_TASK]
+    assert task.acks_late and task.reject_on_worker_lost
