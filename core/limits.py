@@ -131,16 +131,25 @@ class RedisWindowLimiter:
         self.client.close()
 
 
+def redis_client(url: str) -> Any:
+    """A client that gives up at once (no retries, short timeouts): a request waits at most
+    about a second for the limiter before it falls back to the in-process bucket."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=_REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def make_rate_limiter(settings: Settings) -> RateLimiter:
     """Redis-backed when the broker is Redis, in-process otherwise."""
     per_minute = settings.rate_limit_per_minute
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(
-            settings.broker_url,
-            socket_timeout=_REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-        )
+        client = redis_client(settings.broker_url)
         return RedisWindowLimiter(client, per_minute)
     return TokenBucketLimiter(per_minute)
