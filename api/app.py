@@ -18,6 +18,7 @@ from api.routes import datasets, health, models, runs
 from api.routes.health import package_version
 from api.schemas import PredictIn
 from core import runs as run_service
+from core.auth import PrincipalCache
 from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
 from core.predictions import ModelCache
@@ -82,6 +83,7 @@ def create_app(
     app.state.broker_check = broker_check
     app.state.enqueue = send
     app.state.model_cache = ModelCache(settings.predict_cache_size)
+    app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     install_error_handlers(app, retry_after=settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(datasets.router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +79,31 @@ def authenticate(session: Session, key: str | None) -> Principal:
     if api_key.revoked_at is not None or tenant.disabled_at is not None:
         raise _unauthorized()
     return Principal(tenant_id=tenant.id, api_key_id=api_key.id)
+
+
+class PrincipalCache:
+    """Recently authenticated keys (by their sha256), so a hot path such as predict does not
+    query the database on every request. Entries expire after ``ttl`` seconds."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, key: str | None) -> tuple[str, Principal | None]:
+        """The key's hash and its cached principal, if still fresh."""
+        digest = hash_key(key) if key else ""
+        entry = self._entries.get(digest) if self.ttl > 0 and digest else None
+        if entry is None or entry[1] < time.monotonic():
+            return digest, None
+        return digest, entry[0]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # bounded memory; a miss only costs one database read
+        self._entries[digest] = (principal, time.monotonic() + self.ttl)
 
 
 def revoke_api_key(session: Session, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:

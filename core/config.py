@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     # HTTP.
     retry_after_seconds: int = Field(default=5, ge=1)
+    # An API key, once checked against the database, is trusted for this long by that API
+    # process: a revoked key keeps working there for at most this many seconds.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
 
     # Per-tenant limits (answered 429 with Retry-After).
     max_concurrent_runs_per_tenant: int = Field(default=4, ge=1)

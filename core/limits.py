@@ -53,6 +53,9 @@ def check_concurrent_runs(session: Session, *, tenant_id: uuid.UUID, settings: S
 
 
 class RateLimiter(Protocol):
+    # False when `hit` does network I/O (the API then calls it from a worker thread).
+    in_process: bool
+
     def hit(self, tenant_id: uuid.UUID) -> None:
         """Count one request; RateLimited when the tenant is over its budget."""
 
@@ -67,6 +70,8 @@ def _limited(limit: int, retry_after: float) -> RateLimited:
 
 class TokenBucketLimiter:
     """One bucket per tenant: ``per_minute`` tokens of capacity, refilled continuously."""
+
+    in_process = True
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
@@ -90,6 +95,8 @@ class TokenBucketLimiter:
 
 class RedisWindowLimiter:
     """Fixed one-minute windows counted in Redis, shared by every API process."""
+
+    in_process = False
 
     def __init__(
         self,

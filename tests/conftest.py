@@ -113,6 +113,8 @@ def settings(backend_url: str, tmp_path: Path) -> Settings:
         max_upload_bytes=2 * MiB,
         max_decompressed_bytes=8 * MiB,
         max_json_upload_bytes=2 * MiB,
+        # Revocation tests expect an immediate 401; tests/api/test_auth_cache.py covers the cache.
+        auth_cache_seconds=0,
     )
 
 
