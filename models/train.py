@@ -309,9 +309,11 @@ def fit(
         labels_epoch = None if labels_all is None else np.empty_like(labels_all)
     else:
         x_epoch, t_epoch, labels_epoch = x_all, t_all, labels_all
-    deadline = (
-        None if spec.max_runtime_seconds is None else time.monotonic() + spec.max_runtime_seconds
-    )
+    # The time budget covers the whole run: a resumed run has already spent its epochs' seconds.
+    deadline = None
+    if spec.max_runtime_seconds is not None:
+        spent = sum(float(h["seconds"]) for h in history)
+        deadline = time.monotonic() + spec.max_runtime_seconds - spent
     epoch_start_theta = net.theta.copy()
     stop_reason: StopReason = "completed"
 

@@ -163,6 +163,18 @@ def test_time_budget_stops_training(digits) -> None:
     assert 1 <= len(result.history) < 100_000
 
 
+def test_time_budget_counts_the_epochs_before_a_resume(iris) -> None:
+    x, y = iris
+    spec = small_spec(epochs=50, max_runtime_seconds=20.0)
+    _, state_bytes = train_with_checkpoint(x, y, spec, 3)
+    state = TrainingState.from_bytes(state_bytes)
+    for h in state.history:
+        h["seconds"] = 10.0  # as if the first attempt had spent 30 s
+    result = train(x, y, spec, resume=state)
+    assert result.stop_reason == "time_limit"
+    assert len(result.history) == 3  # no budget left: nothing trained after the resume
+
+
 def test_early_stopping_restores_best_weights(iris) -> None:
     x, y = iris
     spec = small_spec(
