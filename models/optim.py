@@ -98,7 +98,8 @@ class Adam(Optimizer):
         b1, b2 = self.spec.beta_1, self.spec.beta_2
         m, v, tmp = self._buffer("m", theta), self._buffer("v", theta), self._tmp
         m *= b1
-        m += (1.0 - b1) * grad
+        np.multiply(grad, 1.0 - b1, out=tmp)
+        m += tmp
         v *= b2
         np.multiply(grad, grad, out=tmp)
         tmp *= 1.0 - b2

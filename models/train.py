@@ -210,7 +210,7 @@ def _class_targets(labels: Array, n_classes: int, loss: str | None, dtype: np.dt
     return onehot
 
 
-def n_outputs(data: PreparedData, spec: TrainingSpec) -> int:
+def n_outputs(data: PreparedData) -> int:
     return int(data.t_train.shape[1])
 
 
@@ -223,7 +223,7 @@ def evaluate_validation(net: Network, loss_fn: Loss, data: PreparedData) -> dict
     loss_sum, correct, outputs = 0.0, 0, []
     for i in range(0, data.x_val.shape[0], EVAL_CHUNK):
         z = net.logits(data.x_val[i : i + EVAL_CHUNK])
-        value, _ = loss_fn.value_and_grad(z.copy(), data.t_val[i : i + EVAL_CHUNK])
+        value, _ = loss_fn.value_and_grad(z, data.t_val[i : i + EVAL_CHUNK])  # z stays intact
         loss_sum += value * z.shape[0]
         if data.labels_val is not None:
             predicted = _predicted_classes(z)
@@ -411,7 +411,7 @@ def train(
         feature_types=feature_types,
         split_rng=np.random.default_rng(split_seq),
     )
-    sizes = layer_sizes(resolved, data.preprocessor.n_inputs, n_outputs(data, resolved))
+    sizes = layer_sizes(resolved, data.preprocessor.n_inputs, n_outputs(data))
     net = Network(sizes, [layer.activation for layer in resolved.layers], resolved.dtype)
     net.initialize(resolved.initializer, np.random.default_rng(init_seq))
     history, stop_reason, final_state = fit(
