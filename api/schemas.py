@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from store.tables import DatasetFormat, Task
+from models.vocabulary import Task
+from store.tables import DatasetFormat
 
 
 class ErrorBody(BaseModel):

@@ -78,7 +78,7 @@ def server(args: argparse.Namespace, tmp: Path) -> Iterator[tuple[str, str]]:
     base = f"http://127.0.0.1:{port}"
     if args.mode == "serve":
         data = tmp / "data"
-        argv = [sys.executable, "-m", "core.cli", "serve", "--port", str(port)]
+        argv = [sys.executable, "-m", "descent.cli", "serve", "--port", str(port)]
         argv += ["--data-dir", str(data), "--workers", str(args.workers)]
         with process(argv, env=python_env(), log=tmp / "serve.log", cwd=REPO) as serve:
             wait_healthy(base, serve, tmp / "serve.log", timeout=60)

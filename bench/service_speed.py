@@ -589,7 +589,16 @@ def bench_embedded(args: argparse.Namespace, tmp: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     data = tmp / "embedded"
-    argv = [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--data-dir", str(data)]
+    argv = [
+        sys.executable,
+        "-m",
+        "descent.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+    ]
     with process(argv, env=python_env(), log=tmp / "serve.log", cwd=REPO) as serve:
         wait_healthy(base, serve, tmp / "serve.log", timeout=60)
         key = (data / "api-key.txt").read_text().strip()

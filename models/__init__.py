@@ -3,7 +3,14 @@
 from models import train
 result = train(X, y, {"layers": [{"units": 64}], "epochs": 20})
 result.model.predict_proba(X[:3]); result.history[-1]["val_accuracy"]
+
+The trainer (`train`, `EpochEnd`, `TrainResult`, in `models.trainer`) loads on first use, so a
+process that only predicts (the API) never imports it.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from models.errors import (
     ArtifactError,
@@ -23,8 +30,23 @@ from models.spec import (
     parse_spec,
     resolve_spec,
 )
+from models.split import infer_task
 from models.state import TrainingState
-from models.train import EpochEnd, TrainResult, infer_task, train
+from models.vocabulary import FeatureType, Task
+
+if TYPE_CHECKING:
+    from models.trainer import EpochEnd, TrainResult, train
+
+_TRAINER_NAMES = frozenset({"EpochEnd", "TrainResult", "train"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINER_NAMES:
+        from models import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")
+
 
 __all__ = [
     "ArtifactError",
@@ -32,10 +54,12 @@ __all__ = [
     "DivergenceError",
     "EngineError",
     "EpochEnd",
+    "FeatureType",
     "InputError",
     "Model",
     "ResumeError",
     "SpecError",
+    "Task",
     "TrainResult",
     "TrainingError",
     "TrainingSpec",

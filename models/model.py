@@ -13,9 +13,10 @@ from models.errors import ArtifactError, InputError
 from models.losses import make_loss
 from models.network import Network
 from models.preprocess import LabelEncoder, Preprocessor, TargetScaler, as_rows
-from models.spec import Task, TrainingSpec
+from models.spec import TrainingSpec
 from models.state import load_npz
 from models.types import Array
+from models.vocabulary import Task
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Model:
 
     @property
     def task(self) -> Task:
-        return "classification" if self.label_encoder is not None else "regression"
+        return Task.classification if self.label_encoder is not None else Task.regression
 
     @property
     def classes(self) -> list[Any] | None:

@@ -11,14 +11,13 @@ targets are standardized for training and mapped back on prediction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from models.errors import DataError, InputError
 from models.types import Array
-
-FeatureType = Literal["numeric", "categorical"]
+from models.vocabulary import FeatureType
 
 
 def _to_json_scalar(value: Any) -> Any:
@@ -54,9 +53,9 @@ def as_rows(X: Any, error: type[DataError] | type[InputError]) -> Array:
 
 def infer_feature_types(rows: Array) -> list[FeatureType]:
     if rows.dtype.kind in "biuf":
-        return ["numeric"] * rows.shape[1]
+        return [FeatureType.numeric] * rows.shape[1]
     return [
-        "numeric" if all(_is_number(v) for v in rows[:, j]) else "categorical"
+        FeatureType.numeric if all(_is_number(v) for v in rows[:, j]) else FeatureType.categorical
         for j in range(rows.shape[1])
     ]
 

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.errors import SpecError
+from models.vocabulary import Task
 
-Task = Literal["classification", "regression"]
 Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear"]
 LossName = Literal["categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber"]
 OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad"]
@@ -179,7 +179,7 @@ def resolve_spec(
     momentum = opt.momentum if opt.momentum is not None else (0.9 if opt.name == "sgd" else 0.0)
     return spec.model_copy(
         update={
-            "task": task,
+            "task": Task(task),
             "loss": loss,
             "optimizer": opt.model_copy(update={"learning_rate": lr, "momentum": momentum}),
         }
@@ -195,9 +195,9 @@ def count_parameters(spec: TrainingSpec, n_inputs: int, n_outputs: int) -> int:
     return sum((d_in + 1) * d_out for d_in, d_out in itertools.pairwise(sizes))
 
 
-def flops_per_epoch(spec: TrainingSpec, n_inputs: int, n_outputs: int, n_samples: int) -> int:
-    """Multiply-adds counted as 2 FLOPs; forward + backward is about 3x forward."""
+def flops_per_epoch(spec: TrainingSpec, n_inputs: int, n_outputs: int, n_train: int) -> int:
+    """FLOPs of one epoch over `n_train` training rows (the split already taken off):
+    multiply-adds count as 2 FLOPs, and forward + backward is about 3x forward."""
     sizes = layer_sizes(spec, n_inputs, n_outputs)
     weights = sum(d_in * d_out for d_in, d_out in itertools.pairwise(sizes))
-    n_train = round(n_samples * (1.0 - spec.validation_split))
     return 6 * weights * n_train

@@ -21,12 +21,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models.vocabulary import Task
 from store.base import Base, utcnow
 
-
-class Task(StrEnum):
-    classification = "classification"
-    regression = "regression"
+# Longest name of a dataset, run, column or label (the String length of those columns).
+MAX_NAME_CHARS = 200
 
 
 class DatasetFormat(StrEnum):
@@ -96,19 +95,24 @@ class Dataset(Base):
         Index("ix_datasets_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
         CheckConstraint("n_rows > 0", name="n_rows_positive"),
         CheckConstraint("n_features > 0", name="n_features_positive"),
+        CheckConstraint("n_inputs > 0", name="n_inputs_positive"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(MAX_NAME_CHARS))
     format: Mapped[DatasetFormat] = mapped_column(_str_enum(DatasetFormat, "dataset_format"))
     n_rows: Mapped[int] = mapped_column(BigInteger)
     n_features: Mapped[int]
     feature_names: Mapped[list[str]] = mapped_column(JSON)
     feature_types: Mapped[list[str]] = mapped_column(JSON)
-    label: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(MAX_NAME_CHARS))
     task: Mapped[Task] = mapped_column(_str_enum(Task, "task"))
     classes: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Network input width (numeric features + one-hot columns) and rows per class (in `classes`
+    # order): what submit and validate need, so neither reads the blob.
+    n_inputs: Mapped[int]
+    class_counts: Mapped[list[int] | None] = mapped_column(JSON)
     # sha256 and size of the file as uploaded (what a client can check with sha256sum).
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -136,7 +140,7 @@ class Run(Base):
     dataset_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL")
     )
-    name: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(MAX_NAME_CHARS))
     status: Mapped[RunStatus] = mapped_column(
         _str_enum(RunStatus, "run_status"), default=RunStatus.queued
     )
@@ -154,7 +158,7 @@ class Run(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(MAX_NAME_CHARS))
     # sha256 of the request that first used ``idempotency_key``: a reuse with another body is
     # a conflict, not a replay.
     request_sha256: Mapped[str | None] = mapped_column(String(64))

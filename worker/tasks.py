@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.broker import TRAIN_TASK
 from core.config import Settings, get_settings
-from core.runs import RetryableRunError, run_training
+from core.runs.training import RetryableRunError, run_training
 from store.session import Database
 
 

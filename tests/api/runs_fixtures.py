@@ -1,5 +1,5 @@
 """Shared pieces for the runs / models HTTP tests: an app whose enqueue records run ids, a small
-dataset, and an in-process 'worker' (core.runs.run_training, what the Celery task calls)."""
+dataset, and an in-process 'worker' (core.training.run_training, what the Celery task calls)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import runs
 from core.config import Settings
+from core.runs import training
 from store.session import Database
 from tests.api.conftest import bearer
 
@@ -77,7 +77,7 @@ def submit(
 
 
 def work(db: Database, settings: Settings, run_id: str) -> str:
-    return runs.run_training(db, run_id, settings=settings)
+    return training.run_training(db, run_id, settings=settings)
 
 
 @pytest.fixture

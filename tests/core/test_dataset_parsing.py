@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from core.config import Settings
 from core.datasets import ParsedDataset, decode_npz, detect_format, encode_npz, parse_upload
 from core.errors import DescentError, InvalidInput, PayloadTooLarge, UnsupportedFormat
-from store.tables import DatasetFormat, Task
+from models.vocabulary import Task
+from store.tables import DatasetFormat
 from tests.core.dataset_cases import BAD_UPLOADS, BadUpload
 from tests.core.npz_payloads import (
     header_bomb,

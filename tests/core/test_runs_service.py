@@ -15,6 +15,7 @@ from core import runs
 from core.auth import authenticate, create_api_key
 from core.config import Settings
 from core.datasets import create_dataset
+from core.runs import lease, training
 from models import EpochEnd
 from store import runs as run_store
 from store.base import utcnow
@@ -90,8 +91,8 @@ def test_claim_is_atomic(
         session.commit()
     with db.session() as session:
         assert not run_store.claim_run(session, run_id=run_id, token=uuid.uuid4(), now=utcnow())
-    assert runs.run_training(db, str(run_id), settings=svc_settings) == "skipped"
-    assert runs.run_training(db, "not-a-uuid", settings=svc_settings) == "skipped"
+    assert training.run_training(db, str(run_id), settings=svc_settings) == "skipped"
+    assert training.run_training(db, "not-a-uuid", settings=svc_settings) == "skipped"
     assert _run(db, str(run_id)).attempts == 1
 
 
@@ -103,22 +104,22 @@ def test_crash_then_resume_is_exact(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reference = _submit(db, tenant, dataset, svc_settings, epochs=5)
-    assert runs.run_training(db, reference, settings=svc_settings) == "succeeded"
+    assert training.run_training(db, reference, settings=svc_settings) == "succeeded"
     expected = _history(db, tenant, reference)
     assert [e for e, _ in expected] == [1, 2, 3, 4, 5]
 
     crashing = _submit(db, tenant, dataset, svc_settings, epochs=5)
-    original = runs._Attempt.on_epoch
+    original = lease.Attempt.on_epoch
 
-    def on_epoch_then_die(self: runs._Attempt, e: EpochEnd) -> None:
+    def on_epoch_then_die(self: lease.Attempt, e: EpochEnd) -> None:
         original(self, e)
         if e.epoch == 3:
             raise Crash
 
-    monkeypatch.setattr(runs._Attempt, "on_epoch", on_epoch_then_die)
+    monkeypatch.setattr(lease.Attempt, "on_epoch", on_epoch_then_die)
     with pytest.raises(Crash):
-        runs.run_training(db, crashing, settings=svc_settings)
-    monkeypatch.setattr(runs._Attempt, "on_epoch", original)
+        training.run_training(db, crashing, settings=svc_settings)
+    monkeypatch.setattr(lease.Attempt, "on_epoch", original)
     stuck = _run(db, crashing)
     assert stuck.status == RunStatus.running and stuck.epoch == 3
 
@@ -126,7 +127,7 @@ def test_crash_then_resume_is_exact(
     later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
     assert runs.reap_stale_runs(db, settings=svc_settings, now=later) == [crashing]
     assert _run(db, crashing).status == RunStatus.queued
-    assert runs.run_training(db, crashing, settings=svc_settings) == "succeeded"
+    assert training.run_training(db, crashing, settings=svc_settings) == "succeeded"
     final = _run(db, crashing)
     assert final.attempts == 2 and final.model_id is not None
     assert _history(db, tenant, crashing) == expected
@@ -140,19 +141,19 @@ def test_corrupt_checkpoint_falls_back_and_zombie_is_fenced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_id = _submit(db, tenant, dataset, svc_settings, epochs=5)
-    original = runs._Attempt.on_epoch
-    zombie: list[runs._Attempt] = []
+    original = lease.Attempt.on_epoch
+    zombie: list[lease.Attempt] = []
 
-    def on_epoch_then_die(self: runs._Attempt, e: EpochEnd) -> None:
+    def on_epoch_then_die(self: lease.Attempt, e: EpochEnd) -> None:
         original(self, e)
         if e.epoch == 3:
             zombie.append(self)
             raise Crash
 
-    monkeypatch.setattr(runs._Attempt, "on_epoch", on_epoch_then_die)
+    monkeypatch.setattr(lease.Attempt, "on_epoch", on_epoch_then_die)
     with pytest.raises(Crash):
-        runs.run_training(db, run_id, settings=svc_settings)
-    monkeypatch.setattr(runs._Attempt, "on_epoch", original)
+        training.run_training(db, run_id, settings=svc_settings)
+    monkeypatch.setattr(lease.Attempt, "on_epoch", original)
     with db.session() as session:
         session.execute(
             update(Checkpoint)
@@ -162,10 +163,10 @@ def test_corrupt_checkpoint_falls_back_and_zombie_is_fenced(
         session.commit()
     later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
     runs.reap_stale_runs(db, settings=svc_settings, now=later)
-    assert runs.run_training(db, run_id, settings=svc_settings) == "succeeded"
+    assert training.run_training(db, run_id, settings=svc_settings) == "succeeded"
     assert [e for e, _ in _history(db, tenant, run_id)] == [1, 2, 3, 4, 5]
     # The first attempt's lease is gone: anything it still tries to write is refused.
-    with pytest.raises(runs.LeaseLost):
+    with pytest.raises(lease.LeaseLost):
         zombie[0].write({"heartbeat_at": utcnow()})
     assert zombie[0].should_stop()
 
@@ -180,12 +181,12 @@ def test_user_errors_fail_the_run(
         layers=[{"units": 64}] * 3,
         preprocessing={"standardize": False},
     )  # fmt: skip
-    assert runs.run_training(db, run_id, settings=svc_settings) == "failed"
+    assert training.run_training(db, run_id, settings=svc_settings) == "failed"
     run = _run(db, run_id)
     assert run.error_code == "diverged" and "diverged" in (run.error_message or "")
     assert run.finished_at is not None and run.lease_token is None
     # A user error is final: a redelivered message does nothing.
-    assert runs.run_training(db, run_id, settings=svc_settings) == "skipped"
+    assert training.run_training(db, run_id, settings=svc_settings) == "skipped"
 
 
 def test_cancel_while_running(
@@ -196,9 +197,9 @@ def test_cancel_while_running(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_id = _submit(db, tenant, dataset, svc_settings, epochs=20)
-    original = runs._Attempt.on_epoch
+    original = lease.Attempt.on_epoch
 
-    def cancel_at_two(self: runs._Attempt, e: EpochEnd) -> None:
+    def cancel_at_two(self: lease.Attempt, e: EpochEnd) -> None:
         original(self, e)
         if e.epoch == 2:
             with db.session() as session:
@@ -206,8 +207,8 @@ def test_cancel_while_running(
                     RunStatus.cancelling
                 )
 
-    monkeypatch.setattr(runs._Attempt, "on_epoch", cancel_at_two)
-    assert runs.run_training(db, run_id, settings=svc_settings) == "cancelled"
+    monkeypatch.setattr(lease.Attempt, "on_epoch", cancel_at_two)
+    assert training.run_training(db, run_id, settings=svc_settings) == "cancelled"
     run = _run(db, run_id)
     assert run.status == RunStatus.cancelled and run.model_id is None and run.finished_at
     assert [e for e, _ in _history(db, tenant, run_id)] == [1, 2]

@@ -30,7 +30,7 @@ def _descent() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("descent")
-    return [found] if found else [sys.executable, "-m", "core.cli"]
+    return [found] if found else [sys.executable, "-m", "descent.cli"]
 
 
 def _key_from(log: Path) -> str:

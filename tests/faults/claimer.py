@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.runs import _claim
+from core.runs.lease import claim
 from store.session import Database, make_engine_for_url
 
 
@@ -27,7 +27,7 @@ def main(url: str, ids_file: str, out_file: str, go_file: str) -> None:
     lines = []
     for rid in ids:
         try:
-            if _claim(db, rid) is not None:
+            if claim(db, rid) is not None:
                 lines.append({"claimed": str(rid)})
         except Exception as exc:
             lines.append({"error": f"{type(exc).__name__}: {exc}"[:500]})

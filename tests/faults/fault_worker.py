@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from core import runs
+from core.runs import lease
 from models import EpochEnd
 from worker.app import create_celery
 
@@ -39,11 +39,11 @@ if _visibility > 0:
     celery_app.conf.result_backend_transport_options = options
     celery_app.conf.visibility_timeout = _visibility
 
-_original_on_epoch = runs._Attempt.on_epoch
-_original_should_stop = runs._Attempt.should_stop
+_original_on_epoch = lease.Attempt.on_epoch
+_original_should_stop = lease.Attempt.should_stop
 
 
-def _record(attempt: runs._Attempt, e: EpochEnd) -> None:
+def _record(attempt: lease.Attempt, e: EpochEnd) -> None:
     if _trace:
         line = {
             "pid": os.getpid(),
@@ -60,18 +60,18 @@ def _record(attempt: runs._Attempt, e: EpochEnd) -> None:
             os.close(fd)
 
 
-def on_epoch(self: runs._Attempt, e: EpochEnd) -> None:
+def on_epoch(self: lease.Attempt, e: EpochEnd) -> None:
     _original_on_epoch(self, e)  # commits (fenced); raises LeaseLost if the lease is gone
     _record(self, e)
     if _exit_at and e.epoch >= _exit_at and (_exit_name is None or self.run.name == _exit_name):
         os._exit(17)
 
 
-def should_stop(self: runs._Attempt) -> bool:
+def should_stop(self: lease.Attempt) -> bool:
     if _batch_sleep:
         time.sleep(_batch_sleep)
     return _original_should_stop(self)
 
 
-runs._Attempt.on_epoch = on_epoch  # type: ignore[method-assign]
-runs._Attempt.should_stop = should_stop  # type: ignore[method-assign]
+lease.Attempt.on_epoch = on_epoch  # type: ignore[method-assign]
+lease.Attempt.should_stop = should_stop  # type: ignore[method-assign]

@@ -35,6 +35,7 @@ from core.broker import CelerySender
 from core.config import Settings
 from core.datasets import create_dataset
 from core.migrate import upgrade_to_head
+from core.runs import training
 from store import runs as run_store
 from store.session import Database, make_engine_for_url
 from store.tables import FINISHED_RUN_STATUSES, Model, Run, RunEpoch
@@ -317,7 +318,7 @@ class Cluster:
         """The same data, spec and seed trained in this process with no fault."""
         assert self.db is not None
         run_id = self.submit(send=False, **spec)
-        assert run_service.run_training(self.db, run_id, settings=self.settings) == "succeeded"
+        assert training.run_training(self.db, run_id, settings=self.settings) == "succeeded"
         return run_id
 
     # -- the recorded history -----------------------------------------------------------------

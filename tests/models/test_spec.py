@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from models import SpecError, TrainingSpec, count_parameters, flops_per_epoch, resolve_spec
+from models import SpecError, Task, TrainingSpec, count_parameters, flops_per_epoch, resolve_spec
 
 
 def error_locations(spec: dict) -> list[tuple]:
@@ -77,33 +77,33 @@ def test_cross_field_rules() -> None:
 
 
 def test_resolver_fills_every_default_from_the_task() -> None:
-    classification = resolve_spec({}, task="classification", n_classes=10)
+    classification = resolve_spec({}, task=Task.classification, n_classes=10)
     assert classification.loss == "categorical_crossentropy"
     assert classification.optimizer.learning_rate == 0.01
     assert classification.optimizer.momentum == 0.9
-    regression = resolve_spec({"optimizer": {"name": "adam"}}, task="regression", n_classes=300)
+    regression = resolve_spec({"optimizer": {"name": "adam"}}, task=Task.regression, n_classes=300)
     assert regression.loss == "mse" and regression.optimizer.learning_rate == 0.001
     assert regression.optimizer.momentum == 0.0
-    forced = resolve_spec({"task": "regression"}, task="classification", n_classes=3)
+    forced = resolve_spec({"task": "regression"}, task=Task.classification, n_classes=3)
     assert forced.task == "regression"
 
 
 def test_resolver_errors_name_the_field() -> None:
     with pytest.raises(SpecError) as info:
-        resolve_spec({"loss": "binary_crossentropy"}, task="classification", n_classes=3)
+        resolve_spec({"loss": "binary_crossentropy"}, task=Task.classification, n_classes=3)
     assert info.value.field == "loss"
     with pytest.raises(SpecError, match="at least 2 classes"):
-        resolve_spec({}, task="classification", n_classes=1)
+        resolve_spec({}, task=Task.classification, n_classes=1)
     with pytest.raises(SpecError, match="numeric label"):
         resolve_spec(
-            {"task": "regression"}, task="classification", n_classes=2, numeric_labels=False
+            {"task": "regression"}, task=Task.classification, n_classes=2, numeric_labels=False
         )
 
 
 def test_parameter_and_flop_counts() -> None:
     spec = resolve_spec(
         {"layers": [{"units": 128}, {"units": 64}], "validation_split": 0.0},
-        task="classification",
+        task=Task.classification,
         n_classes=10,
     )
     assert count_parameters(spec, 64, 10) == 65 * 128 + 129 * 64 + 65 * 10

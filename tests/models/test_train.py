@@ -216,7 +216,7 @@ def test_schedules_set_the_learning_rate_per_epoch(iris) -> None:
 
 
 def test_validation_split_is_stratified(iris) -> None:
-    from models.train import split_indices
+    from models.split import split_indices
 
     _, y = iris
     train_idx, val_idx = split_indices(len(y), y.astype(int), 0.2, np.random.default_rng(0))

@@ -1,7 +1,7 @@
 """Two tenants, A and B, each with a dataset, a succeeded run with its model, and a queued run.
 
 The security tests call A's objects with B's key (and the other way round) on SQLite and
-PostgreSQL. Training is the in-process ``core.runs.run_training`` the worker calls.
+PostgreSQL. Training is the in-process ``core.training.run_training`` the worker calls.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import runs
 from core.auth import authenticate, create_api_key
 from core.config import Settings
+from core.runs import training
 from store.session import Database
 from tests.api.conftest import bearer
 from tests.api.runs_fixtures import SPEC, Sent, blobs_csv
@@ -53,7 +53,7 @@ def make_tenant(api: TestClient, db: Database, settings: Settings, name: str) ->
     dataset_id = response.json()["id"]
     body = {"dataset_id": dataset_id, "spec": SPEC}
     run_id = api.post("/v1/runs", headers=headers, json=body).json()["id"]
-    assert runs.run_training(db, run_id, settings=settings) == "succeeded"
+    assert training.run_training(db, run_id, settings=settings) == "succeeded"
     model_id = api.get(f"/v1/runs/{run_id}", headers=headers).json()["model_id"]
     queued = api.post("/v1/runs", headers=headers, json=body)
     assert queued.status_code == 202, queued.text

@@ -16,9 +16,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from core import auth, cli
+from core import auth
 from core.config import Settings, get_settings
 from core.errors import Unauthorized
+from descent import cli
 from store.session import Database
 from store.tables import ApiKey, Run
 from tests.api.conftest import bearer

@@ -15,8 +15,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from core import runs
 from core.config import Settings
+from core.runs import training
 from store.session import Database
 from store.tables import Run
 from tests.api.conftest import BOUNDARY, drive_upload
@@ -139,26 +139,26 @@ def test_singleton_class_with_a_stratified_split(
     api: TestClient, db: Database, settings: Settings, tenant_b: Tenant
 ) -> None:
     """B6: a class with one sample cannot be stratified into train and validation. The upload is
-    fine (the data are valid); the run fails on its first attempt with a message naming the class
-    and the fix, is not retried, leaves no model; with validation_split 0 it trains."""
+    fine (the data are valid); the submit is refused with 422 naming the class and the fix (the
+    dataset row carries its class counts), nothing is queued; with validation_split 0 it trains."""
     rows = [f"{i % 7},{(i * 3) % 5},{'a' if i % 2 else 'b'}" for i in range(40)]
     dataset_id = _upload(api, tenant_b, "x,z,label\n" + "\n".join([*rows, "9,9,c"]) + "\n")
     spec = {"layers": [{"units": 4}], "epochs": 2, "validation_split": 0.2}
     body = {"dataset_id": dataset_id, "spec": spec}
-    run = api.post("/v1/runs", headers=tenant_b.headers, json=body)
-    assert run.status_code == 202, run.text
-    assert runs.run_training(db, run.json()["id"], settings=settings) == "failed"
-    failed = api.get(f"/v1/runs/{run.json()['id']}", headers=tenant_b.headers).json()
-    assert failed["status"] == "failed" and failed["model_id"] is None
-    assert "single sample" in failed["error"]["message"]
-    assert "validation_split" in failed["error"]["message"]
-    assert failed["attempts"] == 1
-    assert runs.run_training(db, failed["id"], settings=settings) == "skipped"
+    for route in ("/v1/runs", "/v1/runs/validate"):
+        refused = api.post(route, headers=tenant_b.headers, json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "single_sample_class"
+        assert error["details"] == {"field": "spec.validation_split", "class": "c", "count": 1}
+        assert "single sample" in error["message"] and "validation_split" in error["message"]
+    listed = api.get("/v1/runs", headers=tenant_b.headers, params={"dataset_id": dataset_id})
+    assert listed.json()["items"] == []
 
     body = {"dataset_id": dataset_id, "spec": {**spec, "validation_split": 0.0}}
     ok = api.post("/v1/runs", headers=tenant_b.headers, json=body).json()
     assert "id" in ok, ok
-    assert runs.run_training(db, ok["id"], settings=settings) == "succeeded"
+    assert training.run_training(db, ok["id"], settings=settings) == "succeeded"
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -180,11 +180,11 @@ def test_diverging_run_fails_and_serves_nothing(
     assert refused.json()["error"]["details"]["field"] == "spec.optimizer.learning_rate"
     spec["optimizer"]["learning_rate"] = 10.0
     run_id = api.post("/v1/runs", headers=tenant_b.headers, json=body).json()["id"]
-    assert runs.run_training(db, run_id, settings=settings) == "failed"
+    assert training.run_training(db, run_id, settings=settings) == "failed"
     run = api.get(f"/v1/runs/{run_id}", headers=tenant_b.headers).json()
     assert run["status"] == "failed" and run["error"]["code"] == "diverged"
     assert "epoch" in run["error"]["message"] and run["model_id"] is None
-    assert runs.run_training(db, run_id, settings=settings) == "skipped"
+    assert training.run_training(db, run_id, settings=settings) == "skipped"
     listed = api.get("/v1/runs", headers=tenant_b.headers, params={"status": "succeeded"})
     assert [r["id"] for r in listed.json()["items"]] == [tenant_b.run_id]
     predict = {"inputs": [[0.1, 0.2, 0.3, 0.4]]}

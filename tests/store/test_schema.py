@@ -14,9 +14,10 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from core.migrate import upgrade_to_head
+from models.vocabulary import Task
 from store import runs as run_store
 from store.session import SQLITE_BUSY_TIMEOUT_MS, Database, make_engine_for_url
-from store.tables import Checkpoint, Dataset, DatasetFormat, Run, RunEpoch, RunStatus, Task, Tenant
+from store.tables import Checkpoint, Dataset, DatasetFormat, Run, RunEpoch, RunStatus, Tenant
 
 
 @pytest.fixture
@@ -97,6 +98,7 @@ def _dataset(db: Database, tenant_id: uuid.UUID) -> uuid.UUID:
             format=DatasetFormat.csv,
             n_rows=2,
             n_features=1,
+            n_inputs=1,
             feature_names=["a"],
             feature_types=["numeric"],
             label="y",

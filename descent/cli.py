@@ -212,7 +212,7 @@ def serve(host: str, port: int, data_dir: Path, workers: int) -> None:
         DESCENT_DATABASE_URL=settings.database_url,
         DESCENT_BROKER_URL=settings.broker_url,
     )
-    cli = [sys.executable, "-m", "core.cli"]
+    cli = [sys.executable, "-m", "descent.cli"]
     children: list[subprocess.Popen[bytes]] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

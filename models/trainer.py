@@ -24,7 +24,6 @@ from models.model import Model
 from models.network import Network
 from models.optim import make_optimizer
 from models.preprocess import (
-    FeatureType,
     LabelEncoder,
     Preprocessor,
     TargetScaler,
@@ -32,14 +31,14 @@ from models.preprocess import (
     infer_feature_types,
 )
 from models.schedules import EarlyStopping, Schedule
-from models.spec import Task, TrainingSpec, layer_sizes, parse_spec, resolve_spec
+from models.spec import TrainingSpec, layer_sizes, parse_spec, resolve_spec
+from models.split import infer_task, split_indices
 from models.state import TrainingState
 from models.types import Array
+from models.vocabulary import FeatureType, Task
 
 StopReason = Literal["completed", "early_stopping", "time_limit", "cancelled"]
 
-# Integer labels with at most this many distinct values are taken as classes.
-MAX_INFERRED_CLASSES = 100
 EVAL_CHUNK = 8192
 
 
@@ -89,45 +88,6 @@ class PreparedData:
         return f"{self.x_train.shape[0]}x{self.x_train.shape[1]}:{crc:08x}"
 
 
-def infer_task(y: Array) -> tuple[Task, int]:
-    """Classification for text/bool labels and few integer values; else regression."""
-    if y.ndim == 2 and y.shape[1] > 1:
-        return "regression", 0
-    flat = y.reshape(-1)
-    if flat.dtype.kind in "biufc":
-        n_unique = len(np.unique(flat))
-        integral = flat.dtype.kind in "biu" or bool(np.all(np.mod(flat, 1) == 0))
-        few = n_unique <= MAX_INFERRED_CLASSES and n_unique <= max(2, len(flat) // 2)
-        return ("classification" if integral and few else "regression"), n_unique
-    return "classification", len(np.unique(flat.astype(str)))
-
-
-def split_indices(
-    n: int, labels: Array | None, fraction: float, rng: np.random.Generator
-) -> tuple[Array, Array]:
-    """Validation split, stratified by class when `labels` is given; both index sets sorted."""
-    if fraction == 0.0:
-        return np.arange(n), np.arange(0)
-    groups = (
-        [np.arange(n)]
-        if labels is None
-        else [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    )
-    val: list[Array] = []
-    for group in groups:
-        if labels is not None and len(group) < 2:
-            raise DataError(
-                f"class {int(labels[group[0]])} has a single sample; a stratified validation "
-                "split needs at least 2 per class (or set validation_split to 0)"
-            )
-        k = min(max(1, round(len(group) * fraction)), len(group) - 1)
-        val.append(rng.permutation(group)[:k])
-    val_idx = np.sort(np.concatenate(val))
-    train_mask = np.ones(n, dtype=bool)
-    train_mask[val_idx] = False
-    return np.flatnonzero(train_mask), val_idx
-
-
 def prepare_data(
     X: Any,
     y: Any,
@@ -174,7 +134,13 @@ def prepare_data(
             raise DataError(f"row {i}: label {y_float[i].tolist()} is not a finite number", row=i)
         targets_all = y_float
 
-    train_idx, val_idx = split_indices(len(rows), labels, resolved.validation_split, split_rng)
+    train_idx, val_idx = split_indices(
+        len(rows),
+        labels,
+        resolved.validation_split,
+        split_rng,
+        classes=encoder.classes if encoder else None,
+    )
     pre = Preprocessor.fit(
         rows[train_idx],
         feature_names=names,

@@ -1,0 +1,138 @@
+"""Dataset service functions: they own the transactions."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.datasets.detect import parse_upload
+from core.datasets.parsed import ParsedDataset
+from core.datasets.stored import decode_npz, encode_npz, sha256_file
+from core.errors import Conflict, DescentError, InvalidInput, NotFound
+from core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from store import datasets as dataset_store
+from store import runs as run_store
+from store.tables import MAX_NAME_CHARS, Dataset
+
+
+def _not_found() -> NotFound:
+    # Identical for a missing id and another tenant's id: no existence oracle.
+    return NotFound("dataset not found", code="dataset_not_found")
+
+
+def _clean_name(name: str | None, filename: str | None) -> str:
+    chosen = (name or "").strip() or Path(filename or "").name.strip() or "dataset"
+    if len(chosen) > MAX_NAME_CHARS:
+        raise InvalidInput(
+            f"name is longer than {MAX_NAME_CHARS} characters",
+            {"field": "name", "limit": MAX_NAME_CHARS},
+        )
+    return chosen
+
+
+def create_dataset(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    upload_path: Path,
+    filename: str | None,
+    name: str | None,
+    label: str | None,
+    settings: Settings,
+    content_type: str | None = None,
+) -> Dataset:
+    """Parse, validate and store an upload. Parsing happens before the session is used, so no
+    database transaction (or SQLite write lock) is held while a large file is read."""
+    display_name = _clean_name(name, filename)
+    if label is not None and len(label) > MAX_NAME_CHARS:
+        raise InvalidInput("label is too long", {"field": "label", "limit": MAX_NAME_CHARS})
+    parsed = parse_upload(
+        upload_path,
+        filename=filename,
+        content_type=content_type,
+        label=label,
+        settings=settings,
+    )
+    blob = encode_npz(parsed)
+    row = Dataset(
+        tenant_id=tenant_id,
+        name=display_name,
+        format=parsed.format,
+        n_rows=parsed.n_rows,
+        n_features=parsed.n_features,
+        feature_names=parsed.feature_names,
+        feature_types=list(parsed.feature_types),
+        label=parsed.label,
+        task=parsed.task,
+        classes=parsed.classes,
+        n_inputs=parsed.n_inputs,
+        class_counts=parsed.class_counts(),
+        sha256=sha256_file(upload_path),
+        size_bytes=upload_path.stat().st_size,
+        blob=blob,
+        blob_sha256=hashlib.sha256(blob).hexdigest(),
+    )
+    dataset_store.insert_dataset(session, row)
+    session.commit()
+    return row
+
+
+def get_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
+    row = dataset_store.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+    if row is None:
+        raise _not_found()
+    return row
+
+
+def list_datasets(
+    session: Session, *, tenant_id: uuid.UUID, limit: int, cursor: str | None = None
+) -> Page[Dataset]:
+    check_limit(limit)
+    after = decode_cursor(cursor) if cursor else None
+    rows = dataset_store.list_datasets(session, tenant_id=tenant_id, limit=limit + 1, after=after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> None:
+    row = dataset_store.get_dataset(
+        session, tenant_id=tenant_id, dataset_id=dataset_id, for_update=True
+    )
+    if row is None:
+        raise _not_found()
+    active = run_store.active_run_ids_for_dataset(
+        session, tenant_id=tenant_id, dataset_id=dataset_id
+    )
+    if active:
+        session.rollback()
+        raise Conflict(
+            f"the dataset is used by {len(active)} queued or running run(s)",
+            {"runs": [str(r) for r in active]},
+            code="dataset_in_use",
+        )
+    dataset_store.delete_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+    session.commit()
+
+
+def load_dataset(
+    session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID
+) -> tuple[Dataset, ParsedDataset]:
+    """The stored arrays, with the blob's hash verified."""
+    row = dataset_store.get_dataset(
+        session, tenant_id=tenant_id, dataset_id=dataset_id, with_blob=True
+    )
+    if row is None:
+        raise _not_found()
+    if hashlib.sha256(row.blob).hexdigest() != row.blob_sha256:
+        raise DescentError(
+            "stored dataset failed its integrity check",
+            {"dataset_id": str(dataset_id)},
+            code="dataset_corrupt",
+        )
+    return row, decode_npz(row.blob)

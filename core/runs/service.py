@@ -1,0 +1,206 @@
+"""Runs seen from the API: submit, read, list, history, cancel.
+
+``submit_run`` commits the run ``queued`` and only then enqueues its id (a lost message leaves a
+queued run the reconciler re-sends).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.broker import Enqueuer
+from core.config import Settings
+from core.errors import Conflict, InvalidInput, NotFound
+from core.limits import check_concurrent_runs
+from core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from core.runs.validation import check_spec, dataset_for_run
+from store import datasets as dataset_store
+from store import runs as run_store
+from store.base import utcnow
+from store.tables import Run, RunEpoch, RunStatus
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+def _not_found() -> NotFound:
+    return NotFound("run not found", code="run_not_found")
+
+
+def _request_hash(dataset_id: uuid.UUID, name: str | None, spec: dict[str, Any] | None) -> str:
+    body = {"dataset_id": str(dataset_id), "name": name, "spec": spec or {}}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _replay(existing: Run, request_sha256: str) -> Run:
+    if existing.request_sha256 != request_sha256:
+        raise Conflict(
+            "this Idempotency-Key was already used with a different request",
+            {"field": "Idempotency-Key"},
+            code="idempotency_key_reused",
+        )
+    return existing
+
+
+def submit_run(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    dataset_id: uuid.UUID,
+    spec: dict[str, Any] | None,
+    name: str | None,
+    settings: Settings,
+    enqueue: Enqueuer,
+    idempotency_key: str | None = None,
+) -> Run:
+    """Validate, commit the run ``queued``, then enqueue its id. A repeat of an
+    ``Idempotency-Key`` (same tenant, same body) returns the first run."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters",
+            {"field": "Idempotency-Key"},
+        )
+    if name is not None and len(name) > 200:
+        raise InvalidInput("name is longer than 200 characters", {"field": "name"})
+    request_sha256 = _request_hash(dataset_id, name, spec)
+    if idempotency_key is not None:
+        existing = run_store.get_run_by_idempotency_key(
+            session, tenant_id=tenant_id, key=idempotency_key
+        )
+        if existing is not None:
+            session.rollback()
+            return _replay(existing, request_sha256)
+    check_concurrent_runs(session, tenant_id=tenant_id, settings=settings)
+    dataset = dataset_for_run(session, tenant_id, dataset_id)
+    check = check_spec(dataset, spec, settings)
+    # Lock the dataset row (PostgreSQL) so a concurrent delete cannot slip between the check
+    # above and the insert; delete_dataset takes the same lock.
+    locked = dataset_store.get_dataset(
+        session, tenant_id=tenant_id, dataset_id=dataset_id, for_update=True
+    )
+    if locked is None:
+        raise InvalidInput(
+            "dataset not found",
+            {"field": "dataset_id", "value": str(dataset_id)},
+            code="dataset_not_found",
+        )
+    run = Run(
+        tenant_id=tenant_id,
+        dataset_id=dataset_id,
+        name=name,
+        status=RunStatus.queued,
+        spec=check.spec.model_dump(mode="json"),
+        epochs=check.spec.epochs,
+        idempotency_key=idempotency_key,
+        request_sha256=request_sha256,
+    )
+    try:
+        run_store.insert_run(session, run)
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = run_store.get_run_by_idempotency_key(
+            session, tenant_id=tenant_id, key=idempotency_key
+        )
+        if existing is None:
+            raise
+        return _replay(existing, request_sha256)
+    try:
+        enqueue(str(run.id))
+    except Exception as exc:
+        # Committed but not sent: the reconciler re-sends queued runs it finds waiting.
+        log.warning("run %s committed but not enqueued (%s); left for the reconciler", run.id, exc)
+    return run
+
+
+def get_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    row = run_store.get_run(session, tenant_id=tenant_id, run_id=run_id)
+    if row is None:
+        raise _not_found()
+    return row
+
+
+def list_runs(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    limit: int,
+    cursor: str | None = None,
+    status: str | None = None,
+    dataset_id: uuid.UUID | None = None,
+) -> Page[Run]:
+    check_limit(limit)
+    wanted: RunStatus | None = None
+    if status is not None:
+        try:
+            wanted = RunStatus(status)
+        except ValueError:
+            raise InvalidInput(
+                f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}",
+                {"field": "status", "value": status},
+            ) from None
+    after = decode_cursor(cursor) if cursor else None
+    rows = run_store.list_runs(
+        session,
+        tenant_id=tenant_id,
+        limit=limit + 1,
+        after=after,
+        status=wanted,
+        dataset_id=dataset_id,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def get_history(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    since_epoch: int = 0,
+    max_points: int | None = None,
+) -> list[RunEpoch]:
+    """Epochs after ``since_epoch`` in order; ``max_points`` thins evenly, keeping the last."""
+    if since_epoch < 0:
+        raise InvalidInput("since_epoch must be >= 0", {"field": "since_epoch"})
+    if max_points is not None and max_points < 1:
+        raise InvalidInput("max_points must be >= 1", {"field": "max_points"})
+    get_run(session, tenant_id=tenant_id, run_id=run_id)
+    rows = run_store.list_epochs(
+        session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
+    )
+    if max_points is not None and len(rows) > max_points:
+        if max_points == 1:
+            return rows[-1:]
+        picks = np.linspace(0, len(rows) - 1, max_points).round().astype(int)
+        rows = [rows[i] for i in sorted(set(picks.tolist()))]
+    return rows
+
+
+def cancel_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> RunStatus:
+    run = get_run(session, tenant_id=tenant_id, run_id=run_id)
+    new_status = run_store.request_cancel(session, run_id=run.id, now=utcnow())
+    if new_status is None:
+        session.rollback()
+        current = get_run(session, tenant_id=tenant_id, run_id=run_id)
+        raise Conflict(
+            f"the run has already finished ({current.status.value})",
+            {"status": current.status.value},
+            code="run_finished",
+        )
+    session.commit()
+    return new_status

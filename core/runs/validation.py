@@ -1,0 +1,166 @@
+"""Spec validation against a dataset: parse, resolve every default, count parameters and
+FLOPs, estimate the time. Reads only the dataset row, never its blob."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.errors import InvalidInput
+from models import (
+    SpecError,
+    TrainingSpec,
+    count_parameters,
+    flops_per_epoch,
+    parse_spec,
+    resolve_spec,
+)
+from models.split import single_sample_message, training_rows
+from models.vocabulary import Task
+from store import datasets as dataset_store
+from store.tables import Dataset
+
+
+@dataclass(frozen=True)
+class SpecCheck:
+    spec: TrainingSpec  # resolved
+    n_inputs: int
+    n_outputs: int
+    n_parameters: int
+    flops_per_epoch: int
+    estimated_seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def _validation_error(exc: ValidationError) -> InvalidInput:
+    errors = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "", "message": "invalid"}
+    path = f"spec.{first['field']}" if first["field"] else "spec"
+    return InvalidInput(
+        f"invalid field {path!r}: {first['message']}",
+        {"field": path, "errors": errors},
+        code="invalid_spec",
+    )
+
+
+def _spec_error(exc: SpecError) -> InvalidInput:
+    return InvalidInput(
+        exc.message, {**exc.details, "field": f"spec.{exc.field}"}, code="invalid_spec"
+    )
+
+
+def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Settings) -> SpecCheck:
+    """Parse + resolve a spec against a dataset; InvalidInput (422) names the field."""
+    try:
+        parsed = parse_spec(raw_spec or {})
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    classes = dataset.classes or []
+    numeric_labels = dataset.task == Task.regression or all(
+        isinstance(c, int | float) and not isinstance(c, bool) for c in classes
+    )
+    try:
+        resolved = resolve_spec(
+            parsed,
+            task=dataset.task,
+            n_classes=len(classes),
+            numeric_labels=numeric_labels,
+        )
+    except SpecError as exc:
+        raise _spec_error(exc) from None
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    if resolved.task == "classification" and dataset.task != Task.classification:
+        raise InvalidInput(
+            "task 'classification' needs a label with classes; this dataset is a regression one",
+            {"field": "spec.task"},
+            code="invalid_spec",
+        )
+    n_inputs = dataset.n_inputs
+    if resolved.task == "classification":
+        n_outputs = 1 if resolved.loss == "binary_crossentropy" else len(classes)
+    else:
+        n_outputs = 1
+    n_parameters = count_parameters(resolved, n_inputs, n_outputs)
+    if n_parameters > settings.max_parameters:
+        raise InvalidInput(
+            f"the network has {n_parameters} parameters, more than the limit of "
+            f"{settings.max_parameters}; use fewer or smaller layers",
+            {
+                "field": "spec.layers",
+                "n_parameters": n_parameters,
+                "limit": settings.max_parameters,
+            },
+            code="too_many_parameters",
+        )
+    stratified = resolved.task == Task.classification
+    counts = dataset.class_counts if stratified else None
+    if counts and resolved.validation_split > 0:
+        _require_two_per_class(classes, counts)
+    n_train = training_rows(dataset.n_rows, counts, resolved.validation_split)
+    flops = flops_per_epoch(resolved, n_inputs, n_outputs, n_train)
+    estimated = flops * resolved.epochs / settings.estimate_flops_per_second
+    warnings: list[str] = []
+    if resolved.batch_size > n_train:
+        warnings.append(
+            f"batch_size {resolved.batch_size} is larger than the {n_train} training rows; "
+            "each epoch is one full batch"
+        )
+    if resolved.validation_split == 0.0:
+        warnings.append("validation_split is 0: no validation metrics will be reported")
+    elif dataset.n_rows - n_train < 10:
+        warnings.append(f"the validation split holds only {dataset.n_rows - n_train} rows")
+    if resolved.max_runtime_seconds is not None and estimated > resolved.max_runtime_seconds:
+        warnings.append(
+            f"estimated {estimated:.0f} s exceeds max_runtime_seconds; training may stop early"
+        )
+    return SpecCheck(
+        spec=resolved,
+        n_inputs=n_inputs,
+        n_outputs=n_outputs,
+        n_parameters=n_parameters,
+        flops_per_epoch=flops,
+        estimated_seconds=round(estimated, 3),
+        warnings=warnings,
+    )
+
+
+def _require_two_per_class(classes: list[Any], counts: list[int]) -> None:
+    for cls, count in zip(classes, counts, strict=True):
+        if count < 2:
+            raise InvalidInput(
+                single_sample_message(cls),
+                {"field": "spec.validation_split", "class": cls, "count": count},
+                code="single_sample_class",
+            )
+
+
+def dataset_for_run(session: Session, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
+    row = dataset_store.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+    if row is None:
+        raise InvalidInput(
+            "dataset not found",
+            {"field": "dataset_id", "value": str(dataset_id)},
+            code="dataset_not_found",
+        )
+    return row
+
+
+def validate_run(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    dataset_id: uuid.UUID,
+    spec: dict[str, Any] | None,
+    settings: Settings,
+) -> SpecCheck:
+    dataset = dataset_for_run(session, tenant_id, dataset_id)
+    return check_spec(dataset, spec, settings)

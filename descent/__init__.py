@@ -1,0 +1,1 @@
+"""What a Descent user imports and runs: the ``descent`` command (``descent.cli``)."""
