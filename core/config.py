@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     max_features: int = Field(default=10_000, gt=0)
     # Distinct values allowed in a categorical feature or a string label.
     max_categories: int = Field(default=1_000, gt=1)
+    # Wall-clock budget for parsing one upload; past it the upload is refused (413) naming it.
+    parse_budget_seconds: float = Field(default=60.0, gt=0)
+    # A temporary upload file untouched this long belongs to no live request (its API process
+    # died): the housekeeping pass removes it.
+    stale_upload_seconds: float = Field(default=3600.0, gt=0)
 
     # Training.
     max_parameters: int = Field(default=5_000_000, gt=0)
@@ -49,6 +54,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # A failed run keeps its latest checkpoint this long (to inspect or resume it); succeeded
+    # and cancelled runs keep none.
+    failed_checkpoint_retention_seconds: float = Field(default=3 * 86400.0, ge=0)
     blas_threads: int = Field(default=1, ge=1)
     # How often the worker polls the database for a cancel request (between batches).
     cancel_poll_seconds: float = Field(default=0.5, gt=0)
@@ -70,6 +78,8 @@ class Settings(BaseSettings):
     max_predict_body_bytes: int = Field(default=32 * MiB, gt=0)
 
     # HTTP.
+    # Cap on a JSON request body (runs, validate, and every other JSON route but predict).
+    max_json_body_bytes: int = Field(default=1 * MiB, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
     # An API key, once checked against the database, is trusted for this long by that API
     # process: a revoked key keeps working there for at most this many seconds.

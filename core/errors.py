@@ -5,6 +5,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+# Longest excerpt of a client's value that an error message or its details repeat back.
+MAX_QUOTED_CHARS = 200
+
+
+def quote(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error never echoes a huge input."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class DescentError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
