@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-
 # Longest excerpt of a client's value that an error message or its details repeat back.
 MAX_QUOTED_CHARS = 200
 
