@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,16 +86,19 @@ class PrincipalCache:
     """Recently authenticated keys (by their sha256), so a hot path such as predict does not
     query the database on every request. Entries expire after ``ttl`` seconds."""
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.clock = clock
         self._entries: dict[str, tuple[Principal, float]] = {}
 
     def get(self, key: str | None) -> tuple[str, Principal | None]:
         """The key's hash and its cached principal, if still fresh."""
         digest = hash_key(key) if key else ""
         entry = self._entries.get(digest) if self.ttl > 0 and digest else None
-        if entry is None or entry[1] < time.monotonic():
+        if entry is None or entry[1] < self.clock():
             return digest, None
         return digest, entry[0]
 
@@ -103,14 +107,7 @@ class PrincipalCache:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # bounded memory; a miss only costs one database read
-        self._entries[digest] = (principal, time.monotonic() + self.ttl)
-
-
-def revoke_api_key(session: Session, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
-    key = tenant_store.get_api_key(session, tenant_id=tenant_id, key_id=key_id)
-    if key is not None and key.revoked_at is None:
-        key.revoked_at = utcnow()
-    session.commit()
+        self._entries[digest] = (principal, self.clock() + self.ttl)
 
 
 @dataclass(frozen=True)

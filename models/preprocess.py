@@ -135,15 +135,6 @@ class Preprocessor:
             out[:, -1] = 1.0
         return out
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "feature_names": self.feature_names,
-            "feature_types": self.feature_types,
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "categories": self.categories,
-        }
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(

@@ -2,14 +2,17 @@
 
 Each backend is created and migrated once per test session; every test then gets empty tables.
 Tests that use ``backend_url`` (directly or through ``db``/``client``) run on both backends;
-the PostgreSQL half carries the ``postgres`` marker and is skipped if the server is down.
+the PostgreSQL half carries the ``postgres`` marker and is skipped if the server is down
+(and fails instead in CI, where it must be up).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -27,6 +30,15 @@ PG_PORT = 5432
 PG_USER = "postgres"
 PG_ADMIN_DB = "test"
 MiB = 1024 * 1024
+
+
+def service_down(what: str, exc: BaseException) -> NoReturn:
+    """Skip a test whose server is down on a developer's machine; in CI (``CI`` set) the
+    server is part of the run, so its absence fails the test instead of hiding it."""
+    message = f"{what} not reachable: {exc}"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
@@ -47,7 +59,7 @@ def create_pg_database() -> tuple[str, str]:
         with _pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+        service_down("PostgreSQL", exc)
     return name, f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
 

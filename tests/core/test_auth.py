@@ -33,8 +33,7 @@ def test_every_failure_is_the_same_401(db: Database) -> None:
         revoked = auth.create_api_key(session, "acme")
         disabled = auth.create_api_key(session, "gone")
     with db.session() as session:
-        principal = auth.authenticate(session, revoked)
-        auth.revoke_api_key(session, tenant_id=principal.tenant_id, key_id=principal.api_key_id)
+        assert auth.revoke_key_ref(session, revoked) is not None
         auth.disable_tenant(session, "gone")
     prefix, _, secret = key.rpartition("_")
     candidates = [

@@ -16,7 +16,7 @@ import redis
 from core.auth import create_api_key
 from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_pg_database, drop_pg_database, service_down
 from tests.e2e.helpers import free_port, process, train_digits_through_api, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -41,7 +41,7 @@ def redis_db() -> Iterator[str]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable: {exc}")
+        service_down("Redis", exc)
     client.close()
     yield f"{REDIS_URL}/9"
 

@@ -44,7 +44,11 @@ def _timed_post(
     [
         ({"layers": [{"units": 10_000}] * 10_000}, "spec.layers", "at most"),
         ({"layers": [{"units": 10_000}] * 4}, "spec.layers", "parameters"),
-        ({"optimizer": {"name": "sgd", "learning_rate": -0.1}}, "spec.optimizer", ""),
+        (
+            {"optimizer": {"name": "sgd", "learning_rate": -0.1}},
+            "spec.optimizer.learning_rate",
+            "greater than 0",
+        ),
         ({"epochs": 10**30}, "spec", "integer out of range"),
         ({"name\ud800": 1}, "spec", "surrogate"),
     ],

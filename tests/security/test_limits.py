@@ -26,6 +26,7 @@ from core.limits import (
 from store.session import Database
 from store.tables import Run
 from tests.api.runs_fixtures import SPEC
+from tests.conftest import service_down
 from tests.security.conftest import Tenant, make_tenant
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -124,7 +125,7 @@ def _redis() -> redis.Redis:
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        pytest.skip(f"Redis not reachable: {exc}")
+        service_down("Redis", exc)
     return client
 
 
