@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
+from core.config import Settings
+from core.datasets import encode_npz, parse_upload
 from core.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 from store.session import make_engine_for_url
 from tests.conftest import create_pg_database, drop_pg_database
@@ -93,3 +96,59 @@ def test_single_head_and_frozen_revision_files() -> None:
     for path in versions.glob("*.py"):
         source = path.read_text()
         assert "from store" not in source and "import store" not in source, path
+
+
+def test_0002_fills_dataset_shape_from_the_stored_blob(fresh_url: str, tmp_path: Path) -> None:
+    """Datasets uploaded before 0002 get their input width and class counts from their blob,
+    the same figures a new upload stores; downgrading drops the columns with rows present."""
+    csv = tmp_path / "d.csv"
+    rows = ["a,colour,label"] + [
+        f"{i},{'red' if i % 3 else 'blue'},{'cat' if i < 7 else 'dog'}" for i in range(10)
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    parsed = parse_upload(
+        csv, filename="d.csv", content_type=None, label=None, settings=Settings(data_dir=tmp_path)
+    )
+    assert parsed.n_inputs == 3 and parsed.class_counts() == [7, 3]  # 1 numeric + 2 colours
+
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "0001")
+    tenant_id = _seed(fresh_url)
+    sqlite = fresh_url.startswith("sqlite")
+    dataset_id = uuid.uuid4()
+    engine = make_engine_for_url(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO datasets (id, tenant_id, name, format, n_rows, n_features, "
+                    "feature_names, feature_types, label, task, classes, sha256, size_bytes, "
+                    "blob, blob_sha256, created_at) VALUES (:id, :tenant, 'd', 'csv', 10, 2, "
+                    ":names, :types, 'label', 'classification', :classes, :sha, 1, :blob, :sha, "
+                    ":now)"
+                ),
+                {
+                    "id": dataset_id.hex if sqlite else dataset_id,
+                    "tenant": tenant_id.hex if sqlite else tenant_id,
+                    "names": json.dumps(parsed.feature_names),
+                    "types": json.dumps(list(parsed.feature_types)),
+                    "classes": json.dumps(parsed.classes),
+                    "sha": "0" * 64,
+                    "blob": encode_npz(parsed),
+                    "now": "2026-01-01 00:00:00+00:00",
+                },
+            )
+        upgrade_to_head(fresh_url)
+        with engine.connect() as conn:
+            n_inputs, counts = conn.execute(
+                text("SELECT n_inputs, class_counts FROM datasets")
+            ).one()
+        assert n_inputs == 3
+        assert (json.loads(counts) if isinstance(counts, str) else counts) == [7, 3]
+        command.downgrade(config, "0001")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("datasets")}
+            assert conn.execute(text("SELECT count(*) FROM datasets")).scalar_one() == 1
+        assert "n_inputs" not in columns and "class_counts" not in columns
+    finally:
+        engine.dispose()
