@@ -78,13 +78,17 @@ def test_validate(api: TestClient, tenant_key: str, dataset_id: str, sent: Sent)
     response = api.post(
         "/v1/runs/validate",
         headers=bearer(tenant_key),
-        json={"dataset_id": dataset_id, "spec": {**SPEC, "batch_size": 1000}},
+        json={"dataset_id": dataset_id, "spec": {**SPEC, "batch_size": 1000, "epochs": 1000}},
     )
     assert response.status_code == 200, response.text
     body = response.json()
     # 4 inputs -> 8 hidden -> 3 classes.
     assert body["n_parameters"] == 4 * 8 + 8 + 8 * 3 + 3
-    assert body["flops_per_epoch"] > 0 and body["estimated_seconds"] >= 0
+    # 90 rows, 30 per class; the stratified 20 % split keeps 24 of each for training: 72 rows.
+    # 6 FLOPs per weight per row (forward + backward), 4*8 + 8*3 weights.
+    assert body["flops_per_epoch"] == 6 * (4 * 8 + 8 * 3) * 72 == 24_192
+    # 1000 epochs at the default 2e9 FLOP/s.
+    assert body["estimated_seconds"] == round(24_192 * 1000 / 2e9, 3) == 0.012
     assert body["spec"]["loss"] == "categorical_crossentropy"
     assert any("batch_size" in w for w in body["warnings"])
     assert sent == []

@@ -236,3 +236,20 @@ def test_bad_training_data_is_named(iris) -> None:
         train(x, np.zeros(len(x)), small_spec())
     with pytest.raises(DataError, match="single sample"):
         train(x[:51], y[:51], small_spec())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_training_rows_counts_what_split_indices_keeps(seed: int) -> None:
+    """The service's FLOPs estimate uses training_rows; it must equal the split the trainer
+    makes, stratified by class or not."""
+    from models.split import split_indices, training_rows
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, 40, size=rng.integers(2, 6)).tolist()
+    labels = np.repeat(np.arange(len(counts)), counts)
+    n = len(labels)
+    for fraction in (0.0, 0.1, 0.2, 0.33, 0.5):
+        train_idx, _ = split_indices(n, labels, fraction, np.random.default_rng(0))
+        assert len(train_idx) == training_rows(n, counts, fraction)
+        unstratified, _ = split_indices(n, None, fraction, np.random.default_rng(0))
+        assert len(unstratified) == training_rows(n, None, fraction)
