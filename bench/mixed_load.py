@@ -41,16 +41,15 @@ from service_speed import (
     FINAL,
     REPO,
     api_key_for,
-    free_port,
     pct,
     pg_database,
-    process,
     python_env,
     redis_url,
     uvicorn_argv,
-    wait_healthy,
     worker_argv,
 )
+
+from descent.processes import free_port, process, wait_healthy
 
 KINDS = ("predict", "poll", "upload", "submit")
 WEIGHTS = (40, 40, 10, 10)

@@ -28,7 +28,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -44,9 +43,10 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-from fastapi import FastAPI, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import FastAPI
 from pydantic import BaseModel
+
+from descent.processes import free_port, process, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -56,48 +56,7 @@ TINY_SPEC: dict[str, Any] = {"layers": [{"units": 8}], "epochs": 1, "validation_
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers (also used by mixed_load.py)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def process(
-    argv: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in its own process group: SIGINT, then SIGKILL, to that group on exit."""
-    with open(log, "wb") as out:
-        child = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield child
-        finally:
-            if child.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGINT)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(20)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(5)
-
-
-def wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{base}/healthz not up after {timeout}s")
+# Helpers (also used by mixed_load.py; process groups come from descent.processes)
 
 
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -152,52 +111,6 @@ def naive_app() -> FastAPI:
         labels = [classes[i] for i in proba.argmax(axis=1)]
         return NaiveOut(predictions=labels, probabilities=proba.tolist(), classes=classes)
 
-    return app
-
-
-def descent_cached_auth_app() -> FastAPI:
-    """Experiment, not a proposal as is: Descent's app with its per-request dependencies made
-    cheap -- the principal cached per key in this process (no database read, no rate-limit
-    count after the first request) and the trivial state getters ``async`` (no thread-pool hop).
-    Shows what the predict route costs without them."""
-    import anyio.to_thread
-
-    from api import deps
-    from api.app import serve_app
-    from core.auth import Principal, authenticate
-
-    app = serve_app()
-    principals: dict[str, Principal] = {}
-
-    async def principal(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Security(deps._bearer),  # noqa: B008
-    ) -> Principal:
-        key = credentials.credentials if credentials else ""
-        found = principals.get(key)
-        if found is None:
-            db = request.app.state.db
-
-            def load() -> Principal:
-                with db.read_session() as session:
-                    return authenticate(session, key)
-
-            found = principals[key] = await anyio.to_thread.run_sync(load)
-        return found
-
-    async def settings(request: Request) -> Any:
-        return request.app.state.settings
-
-    async def database(request: Request) -> Any:
-        return request.app.state.db
-
-    async def model_cache(request: Request) -> Any:
-        return request.app.state.model_cache
-
-    app.dependency_overrides[deps.current_principal] = principal
-    app.dependency_overrides[deps.get_settings] = settings
-    app.dependency_overrides[deps.get_database] = database
-    app.dependency_overrides[deps.get_model_cache] = model_cache
     return app
 
 
@@ -417,7 +330,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def predict_cases(
-    tmp: Path, base: str, naive: str, cached: str, key: str, model_id: str
+    tmp: Path, base: str, naive: str, key: str, model_id: str
 ) -> dict[str, tuple[str, int, Path | None]]:
     _, X_test, _, _ = digits_split()
     one = orjson.dumps({"inputs": X_test[:1].tolist()})
@@ -431,16 +344,6 @@ def predict_cases(
         "naive GET /healthz": (f"{naive}/healthz", 16, None),
         "naive predict 1 row": (f"{naive}/predict", 16, post_script(tmp, "n1", one, None)),
         "naive predict 100 rows": (f"{naive}/predict", 16, post_script(tmp, "n100", hundred, None)),
-        "exp. cached-auth predict 1 row": (
-            f"{cached}/v1/models/{model_id}/predict",
-            16,
-            post_script(tmp, "c1", one, key),
-        ),
-        "exp. cached-auth predict 100 rows": (
-            f"{cached}/v1/models/{model_id}/predict",
-            16,
-            post_script(tmp, "c100", hundred, key),
-        ),
         "descent GET /healthz (1 conn)": (f"{base}/healthz", 1, None),
         "descent predict 1 row (1 conn)": (predict, 1, post_script(tmp, "p1b", one, key)),
     }
@@ -486,14 +389,6 @@ def run_predict_bench(
         ],
         "predict 1 row: descent / naive (req/s)": [
             r["descent predict 1 row"]["rps"] / r["naive predict 1 row"]["rps"] for r in rounds
-        ],
-        "exp. cached-auth predict 1 row / healthz": [
-            r["exp. cached-auth predict 1 row"]["rps"] / r["descent GET /healthz"]["rps"]
-            for r in rounds
-        ],
-        "exp. cached-auth predict 100 rows / naive": [
-            r["exp. cached-auth predict 100 rows"]["rps"] / r["naive predict 100 rows"]["rps"]
-            for r in rounds
         ],
         "healthz: descent / naive (req/s)": [
             r["descent GET /healthz"]["rps"] / r["naive GET /healthz"]["rps"] for r in rounds
@@ -547,8 +442,7 @@ def bench_server(args: argparse.Namespace, tmp: Path) -> None:
             DESCENT_BROKER_URL=broker,
             DESCENT_DATA_DIR=str(tmp / "data"),
         )
-        port, naive_port, cached_port = free_port(), free_port(), free_port()
-        cached = f"http://127.0.0.1:{cached_port}"
+        port, naive_port = free_port(), free_port()
         base, naive = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{naive_port}"
         with (
             process(worker_argv(), env=env, log=tmp / "worker.log", cwd=REPO),
@@ -564,16 +458,9 @@ def bench_server(args: argparse.Namespace, tmp: Path) -> None:
             weights.write_bytes(http.get(f"/v1/models/{model_id}/weights").content)
             naive_env = python_env(DESCENT_BENCH_WEIGHTS=str(weights))
             naive_argv = uvicorn_argv("service_speed:naive_app", naive_port, "--app-dir", "bench")
-            cached_argv = uvicorn_argv(
-                "service_speed:descent_cached_auth_app", cached_port, "--app-dir", "bench"
-            )
-            with (
-                process(naive_argv, env=naive_env, log=tmp / "naive.log", cwd=REPO) as napp,
-                process(cached_argv, env=env, log=tmp / "cached.log", cwd=REPO) as capp,
-            ):
+            with process(naive_argv, env=naive_env, log=tmp / "naive.log", cwd=REPO) as napp:
                 wait_healthy(naive, napp, tmp / "naive.log")
-                wait_healthy(cached, capp, tmp / "cached.log")
-                cases = predict_cases(tmp, base, naive, cached, key, model_id)
+                cases = predict_cases(tmp, base, naive, key, model_id)
                 check_cases(cases, key)
                 table, ratios = run_predict_bench(cases, args.seconds, args.reps)
             print_predict(table, ratios)

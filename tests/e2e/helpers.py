@@ -1,16 +1,8 @@
-"""Helpers for end-to-end tests: free ports, process groups that are always stopped, an HTTP
-client, and the digits dataset as CSV."""
+"""Helpers for end-to-end tests: the digits dataset as CSV and the newcomer's walk through the
+API; process groups and waiting come from ``descent.processes`` (shared with the benchmarks)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,61 +11,18 @@ from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from descent.processes import free_port, process, stop_group, wait_for, wait_healthy
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def process(
-    argv: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in its own process group; SIGINT then SIGKILL to the whole group on exit."""
-    with open(log, "wb") as out:
-        child = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield child
-        finally:
-            stop_group(child)
-
-
-def stop_group(child: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> int | None:
-    if child.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(5)
-    return child.returncode
-
-
-def wait_for(predicate: Any, *, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    def up() -> bool:
-        if child.poll() is not None:
-            raise AssertionError(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, timeout=timeout, what="/healthz")
+__all__ = [
+    "digits_csv",
+    "digits_split",
+    "free_port",
+    "process",
+    "stop_group",
+    "train_digits_through_api",
+    "wait_for",
+    "wait_healthy",
+]
 
 
 def digits_split() -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
