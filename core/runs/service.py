@@ -25,7 +25,7 @@ from core.runs.validation import check_spec, dataset_for_run
 from store import datasets as dataset_store
 from store import runs as run_store
 from store.base import utcnow
-from store.tables import Run, RunEpoch, RunStatus
+from store.tables import MAX_NAME_CHARS, Run, RunEpoch, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,11 @@ def submit_run(
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters",
             {"field": "Idempotency-Key"},
         )
-    if name is not None and len(name) > 200:
-        raise InvalidInput("name is longer than 200 characters", {"field": "name"})
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        raise InvalidInput(
+            f"name is longer than {MAX_NAME_CHARS} characters",
+            {"field": "name", "limit": MAX_NAME_CHARS},
+        )
     request_sha256 = _request_hash(dataset_id, name, spec)
     if idempotency_key is not None:
         existing = run_store.get_run_by_idempotency_key(
