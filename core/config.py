@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     # process: a revoked key keeps working there for at most this many seconds.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
 
+    # Progress streaming: how often an API process looks for news of the runs its clients watch
+    # (one query for all of them); with a Redis broker pub/sub brings news at once, and this
+    # slower poll is the safety net.
+    events_poll_seconds: float = Field(default=0.25, gt=0)
+    events_fallback_poll_seconds: float = Field(default=2.0, gt=0)
+
     # Per-tenant limits (answered 429 with Retry-After).
     max_concurrent_runs_per_tenant: int = Field(default=4, ge=1)
     rate_limit_per_minute: int = Field(default=1200, ge=1)

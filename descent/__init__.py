@@ -1,1 +1,7 @@
-"""What a Descent user imports and runs: the ``descent`` command (``descent.cli``)."""
+"""What a Descent user imports and runs: the Python client (``from descent import Client``)
+and the ``descent`` command (``descent.cli``)."""
+
+from descent.client import Client, Dataset, Model, Run
+from descent.errors import DescentError, RunFailed
+
+__all__ = ["Client", "Dataset", "DescentError", "Model", "Run", "RunFailed"]

@@ -19,7 +19,7 @@ with warnings.catch_warnings():
 from core import auth
 from core.config import Settings, get_settings
 from core.errors import Unauthorized
-from descent import cli
+from descent import cli, server_commands
 from store.session import Database
 from store.tables import ApiKey, Run
 from tests.api.conftest import bearer
@@ -134,13 +134,13 @@ def test_key_check_uses_compare_digest(
 
 def test_serve_key_is_stable_and_replaced_once_revoked(settings: Settings, db: Database) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = cli._first_key(settings)
-    assert cli._first_key(settings) == key
-    assert (Path(settings.data_dir) / cli.KEY_FILE).stat().st_mode & 0o077 == 0
+    key = server_commands._first_key(settings)
+    assert server_commands._first_key(settings) == key
+    assert (Path(settings.data_dir) / server_commands.KEY_FILE).stat().st_mode & 0o077 == 0
     with db.session() as session:
         auth.revoke_key_ref(session, key)
-    fresh = cli._first_key(settings)
-    assert fresh != key and cli._first_key(settings) == fresh
+    fresh = server_commands._first_key(settings)
+    assert fresh != key and server_commands._first_key(settings) == fresh
     with db.read_session() as session:
         auth.authenticate(session, fresh)
 

@@ -1,0 +1,202 @@
+"""Progress news for waiting clients (Server-Sent Events and long polls).
+
+The database is the truth; a wake-up only tells an API process to look again. Whoever commits a
+change to a run (a worker's epoch, a status change) calls a ``Publisher``; with a Redis broker
+that publishes the run id on one pub/sub channel, which every API process subscribes to once.
+Each API process also polls, in one query for all the runs its clients watch, so news arrives
+without Redis (the embedded default on SQLite) and after a lost message. A waiting client holds
+an ``asyncio.Event`` only: no database connection, no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from core.config import Settings
+from core.errors import NotFound
+from store import progress as progress_store
+from store import runs as run_store
+from store.session import Database
+from store.tables import FINISHED_RUN_STATUSES, Run, RunEpoch
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "descent:runs"
+Publisher = Callable[[uuid.UUID], None]
+
+
+def _is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://"))
+
+
+def no_publisher(_run_id: uuid.UUID) -> None:
+    """Without Redis the listeners' polling finds the change."""
+
+
+def make_publisher(settings: Settings) -> Publisher:
+    """Publishes a run id after a commit. Best effort by design: a lost wake-up costs a client
+    one poll interval, never data, so a Redis error is logged and swallowed."""
+    if not _is_redis(settings.broker_url):
+        return no_publisher
+    from core.limits import redis_client
+
+    client = redis_client(settings.broker_url)
+
+    def publish(run_id: uuid.UUID) -> None:
+        try:
+            client.publish(CHANNEL, str(run_id))
+        except Exception as exc:  # redis.RedisError and socket errors alike
+            log.debug("could not publish news of run %s: %s", run_id, exc)
+
+    return publish
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a watcher has not seen yet: the run as it is now and its epochs after a point."""
+
+    run: Run
+    epochs: list[RunEpoch]
+
+    @property
+    def final(self) -> bool:
+        return self.run.status in FINISHED_RUN_STATUSES
+
+
+def read_progress(
+    db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID, after_epoch: int
+) -> Progress:
+    """One short read transaction (call it in a worker thread)."""
+    with db.read_session() as session:
+        run = run_store.get_run(session, tenant_id=tenant_id, run_id=run_id)
+        if run is None:
+            raise NotFound("run not found", code="run_not_found")
+        epochs = run_store.list_epochs(
+            session, tenant_id=tenant_id, run_id=run_id, since_epoch=after_epoch
+        )
+        session.expunge_all()
+    return Progress(run=run, epochs=epochs)
+
+
+class RunWatch:
+    """One per API process: wakes the clients waiting on a run when it may have changed."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._redis_url = settings.broker_url if _is_redis(settings.broker_url) else None
+        self._poll_seconds = settings.events_poll_seconds
+        self._fallback_poll_seconds = settings.events_fallback_poll_seconds
+        self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._marks: dict[uuid.UUID, progress_store.Mark] = {}
+        self._subscribed = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def watching(self) -> int:
+        return sum(len(events) for events in self._waiters.values())
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name="run-watch-poll"))
+        if self._redis_url is not None:
+            self._tasks.append(asyncio.create_task(self._listen(), name="run-watch-redis"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, run_id: uuid.UUID) -> AsyncIterator[asyncio.Event]:
+        """An event set whenever the run may have changed. Subscribe before reading the run,
+        and clear the event before each read, so no change falls between the two."""
+        event = asyncio.Event()
+        self._waiters.setdefault(run_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            events = self._waiters.get(run_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[run_id]
+                    self._marks.pop(run_id, None)
+
+    def wake(self, run_id: uuid.UUID) -> None:
+        for event in self._waiters.get(run_id, ()):
+            event.set()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            # With a live Redis subscription polling is only the safety net.
+            await asyncio.sleep(
+                self._fallback_poll_seconds if self._subscribed else self._poll_seconds
+            )
+            if not self._waiters:
+                continue
+            watched = list(self._waiters)
+            try:
+                marks = await anyio.to_thread.run_sync(self._read_marks, watched)
+            except Exception as exc:  # a database outage must not end the loop
+                log.warning("run watch: poll failed: %s", exc)
+                continue
+            for run_id, mark in marks.items():
+                if self._marks.get(run_id) != mark:
+                    self._marks[run_id] = mark
+                    self.wake(run_id)
+
+    def _read_marks(self, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, progress_store.Mark]:
+        with self._db.read_session() as session:
+            return progress_store.marks(session, run_ids)
+
+    async def _listen(self) -> None:
+        import redis.asyncio as aioredis
+
+        assert self._redis_url is not None
+        delay = 0.5
+        while True:
+            client: Any = aioredis.Redis.from_url(self._redis_url, socket_connect_timeout=2)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    self._subscribed, delay = True, 0.5
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._wake_named(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: polling carries the news meanwhile
+                log.warning("run watch: redis subscription lost (%s); polling", exc)
+            finally:
+                self._subscribed = False
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _wake_named(self, data: Any) -> None:
+        try:
+            run_id = uuid.UUID(data.decode() if isinstance(data, bytes) else str(data))
+        except ValueError:
+            return
+        self.wake(run_id)
+
+
+__all__ = [
+    "CHANNEL",
+    "Progress",
+    "Publisher",
+    "RunWatch",
+    "make_publisher",
+    "no_publisher",
+    "read_progress",
+]

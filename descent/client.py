@@ -1,0 +1,206 @@
+"""The Python client: drive and watch a Descent server without writing HTTP.
+
+    from descent import Client
+    client = Client("http://127.0.0.1:8000", api_key=KEY)  # or DESCENT_URL / DESCENT_API_KEY
+    ds = client.upload("digits.csv", label="digit")
+    run = client.train(ds, {"layers": [{"units": 128}], "epochs": 30})
+    for epoch in run.follow():
+        print(epoch["epoch"], epoch["val_loss"])
+    model = run.wait()  # a Model, or raises RunFailed(code, message)
+    model.predict_proba(X)
+
+Needs httpx and numpy (plus tenacity and httpx-sse); pandas or polars DataFrames are accepted
+when installed. 429 and 503 answers are retried with backoff, honouring ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from descent.encoding import FileFactory, upload_files
+from descent.errors import DescentError, RateLimited, Unavailable, error_from_response
+from descent.handles import Dataset, Model, Run, object_id
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _retry_wait(fallback: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
+    """The server's Retry-After when it gave one, else exponential backoff with jitter."""
+
+    def wait(state: RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, DescentError) and exc.retry_after is not None:
+            return min(float(exc.retry_after), 60.0)
+        return fallback(state)
+
+    return wait
+
+
+class Client:
+    """A connection to one Descent server, with one API key."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        max_retry_seconds: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = (url or os.environ.get("DESCENT_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key or os.environ.get("DESCENT_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+        self._retries = retries
+        self._max_retry_seconds = max_retry_seconds
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        files: FileFactory | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One API call; 429, 503 and connection failures are retried (files are reopened for
+        each attempt), any other error answer raises its ``descent.errors`` type."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((RateLimited, Unavailable)),
+            wait=_retry_wait(wait_exponential_jitter(initial=0.5, max=20)),
+            stop=stop_after_attempt(self._retries + 1) | stop_after_delay(self._max_retry_seconds),
+            reraise=True,
+        )
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in retrying:
+            with attempt, ExitStack() as stack:
+                try:
+                    response = self._http.request(
+                        method,
+                        path,
+                        json=json_body,
+                        params=clean_params,
+                        headers=headers,
+                        files=files(stack) if files is not None else None,
+                        data=data,
+                    )
+                except httpx.TransportError as exc:
+                    raise Unavailable(
+                        f"cannot reach {self.url}: {exc}", code="connection_failed"
+                    ) from exc
+                if response.is_error:
+                    raise error_from_response(response)
+                return response
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    def _pages(self, path: str, params: dict[str, Any], limit: int | None) -> list[Any]:
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = self._json("GET", path, params={**params, "limit": 500, "cursor": cursor})
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if cursor is None or (limit is not None and len(items) >= limit):
+                return items[:limit] if limit is not None else items
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    def upload(
+        self,
+        data: str | os.PathLike[str] | Any,
+        y: Any = None,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+    ) -> Dataset:
+        """Upload a file (streamed from disk), a pandas/polars DataFrame, or arrays ``X`` and
+        ``y``. ``label`` names the target column of a table (default: its last column)."""
+        fields = {k: v for k, v in {"label": label, "name": name}.items() if v is not None}
+        files = upload_files(data, y)
+        return Dataset(self, self._json("POST", "/v1/datasets", files=files, data=fields))
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        return Dataset(self, self._json("GET", f"/v1/datasets/{dataset_id}"))
+
+    def datasets(self, *, limit: int | None = 50) -> list[Dataset]:
+        return [Dataset(self, d) for d in self._pages("/v1/datasets", {}, limit)]
+
+    def delete_dataset(self, dataset: Dataset | str) -> None:
+        self.request("DELETE", f"/v1/datasets/{object_id(dataset)}")
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def train(
+        self,
+        dataset: Dataset | str,
+        spec: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        """Start a run. Safe to retry: every call carries an Idempotency-Key, so a retried
+        request after a lost answer returns the same run instead of a second one."""
+        body = {"dataset_id": object_id(dataset), "spec": dict(spec or {}), "name": name}
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        return Run(self, self._json("POST", "/v1/runs", json_body=body, headers=headers))
+
+    def validate(self, dataset: Dataset | str, spec: Mapping[str, Any] | None = None) -> Any:
+        """The resolved spec, parameter count, FLOPs and warnings; nothing is queued."""
+        body = {"dataset_id": object_id(dataset), "spec": dict(spec or {})}
+        return self._json("POST", "/v1/runs/validate", json_body=body)
+
+    def run(self, run_id: str) -> Run:
+        return Run(self, self._json("GET", f"/v1/runs/{run_id}"))
+
+    def runs(
+        self,
+        *,
+        status: str | None = None,
+        dataset: Dataset | str | None = None,
+        limit: int | None = 50,
+    ) -> list[Run]:
+        params = {"status": status, "dataset_id": object_id(dataset) if dataset else None}
+        return [Run(self, r) for r in self._pages("/v1/runs", params, limit)]
+
+    # -- models -----------------------------------------------------------------------------
+
+    def model(self, model_id: str) -> Model:
+        return Model(self, self._json("GET", f"/v1/models/{model_id}"))
+
+
+__all__ = ["Client", "Dataset", "Model", "Run"]

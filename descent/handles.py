@@ -1,0 +1,203 @@
+"""Handles on server objects: a Dataset, a Run (follow, wait, cancel, history) and a Model
+(predict, predict_proba, download). Each holds the JSON it was last seen with in ``data``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+from httpx_sse import SSEError, connect_sse
+
+from descent.encoding import predict_bodies
+from descent.errors import InvalidInput, RunFailed, Unavailable, error_from_response
+
+if TYPE_CHECKING:
+    from descent.client import Client
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+_LONG_POLL_SECONDS = 30
+
+
+class _Resource:
+    """A server object as last seen: its JSON in ``data``, the common fields as attributes."""
+
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self.client = client
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    def __repr__(self) -> str:
+        shown = {k: self.data.get(k) for k in ("id", "name", "status", "task") if k in self.data}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+class Dataset(_Resource):
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def task(self) -> str:
+        return str(self.data["task"])
+
+    @property
+    def classes(self) -> list[Any] | None:
+        classes = self.data.get("classes")
+        return list(classes) if classes is not None else None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.data["n_rows"])
+
+
+class Run(_Resource):
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def model_id(self) -> str | None:
+        value = self.data.get("model_id")
+        return str(value) if value is not None else None
+
+    def refresh(self, *, wait_seconds: float | None = None, after_epoch: int | None = None) -> Run:
+        """Fetch the run again; with ``wait_seconds`` the server answers as soon as there is
+        an epoch after ``after_epoch`` or the run is final (long poll)."""
+        params = {"wait_seconds": wait_seconds, "after_epoch": after_epoch}
+        self.data = self.client._json("GET", f"/v1/runs/{self.id}", params=params)
+        return self
+
+    def history(self, *, since_epoch: int = 0) -> list[dict[str, Any]]:
+        body = self.client._json(
+            "GET", f"/v1/runs/{self.id}/history", params={"since_epoch": since_epoch}
+        )
+        return list(body["epochs"])
+
+    def cancel(self) -> str:
+        """Ask the run to stop; returns ``cancelling`` or ``cancelled``."""
+        status = str(self.client._json("POST", f"/v1/runs/{self.id}/cancel")["status"])
+        self.data["status"] = status
+        return status
+
+    def follow(self, *, after_epoch: int = 0, max_reconnects: int = 20) -> Iterator[dict[str, Any]]:
+        """Each epoch as the server pushes it (Server-Sent Events), in order and once each;
+        a dropped connection is resumed with ``Last-Event-ID``. Ends when the run is final."""
+        last = after_epoch
+        failures = 0
+        while True:
+            try:
+                for event, payload in self._events(last):
+                    failures = 0
+                    if event == "epoch":
+                        last = int(payload["epoch"])
+                        yield payload
+                    elif event == "status":
+                        self.data.update(payload)
+                        if payload.get("status") in FINAL_STATUSES:
+                            return
+            except (httpx.TransportError, SSEError) as exc:
+                failures += 1
+                if failures > max_reconnects:
+                    raise Unavailable(f"lost the event stream of run {self.id}: {exc}") from exc
+                time.sleep(min(10.0, 0.25 * 2**failures))
+            else:
+                # The stream closed before a final status (a proxy or a restart): resume.
+                failures += 1
+                if failures > max_reconnects:
+                    raise Unavailable(f"the event stream of run {self.id} keeps closing")
+
+    def _events(self, after_epoch: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        http = self.client._http
+        headers = {"Last-Event-ID": str(after_epoch)}
+        timeout = httpx.Timeout(http.timeout.connect, read=60.0)  # the server pings every 15 s
+        with connect_sse(
+            http, "GET", f"/v1/runs/{self.id}/events", headers=headers, timeout=timeout
+        ) as source:
+            if source.response.is_error:
+                source.response.read()
+                raise error_from_response(source.response)
+            for sse in source.iter_sse():
+                if sse.event in ("epoch", "status") and sse.data:
+                    yield sse.event, json.loads(sse.data)
+
+    def wait(self, timeout: float | None = None) -> Model:
+        """Block until the run is final: its Model if it succeeded, else RunFailed (code and
+        message are the run's error; a cancelled run raises it with code ``cancelled``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            left = _LONG_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"run {self.id} is still {self.status} after {timeout} s")
+            self.refresh(wait_seconds=max(1, min(_LONG_POLL_SECONDS, int(left))))
+        if self.status != "succeeded" or self.model_id is None:
+            error = self.data.get("error") or {}
+            code = error.get("code") or self.status
+            message = error.get("message") or f"the run ended {self.status}"
+            raise RunFailed(self.id, self.status, str(code), str(message))
+        return self.client.model(self.model_id)
+
+
+class Model(_Resource):
+    @property
+    def classes(self) -> list[Any] | None:
+        classes = self.data.get("classes")
+        return list(classes) if classes is not None else None
+
+    @property
+    def task(self) -> str:
+        return str(self.data["task"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.data["input"]["feature_names"])
+
+    def _predict(self, X: Any) -> tuple[list[Any], list[Any] | None]:
+        predictions: list[Any] = []
+        probabilities: list[Any] | None = None
+        for body in predict_bodies(X):
+            answer = self.client._json("POST", f"/v1/models/{self.id}/predict", json_body=body)
+            predictions.extend(answer["predictions"])
+            if answer.get("probabilities") is not None:
+                probabilities = (probabilities or []) + answer["probabilities"]
+        return predictions, probabilities
+
+    def predict(self, X: Any) -> np.ndarray[Any, Any]:
+        """Class names (classification) or values (regression), one per row of ``X``."""
+        return np.asarray(self._predict(X)[0])
+
+    def predict_proba(self, X: Any) -> np.ndarray[Any, Any]:
+        """Class probabilities, one row per input, columns in ``classes`` order."""
+        _, probabilities = self._predict(X)
+        if probabilities is None:
+            raise InvalidInput(
+                "this model is a regression model: it has no class probabilities",
+                code="not_a_classifier",
+            )
+        return np.asarray(probabilities, dtype=np.float64)
+
+    def download(self, path: str | os.PathLike[str]) -> Path:
+        """The weights as a self-contained ``.npz`` (numpy.load(..., allow_pickle=False))."""
+        target = Path(path)
+        response = self.client.request("GET", f"/v1/models/{self.id}/weights")
+        target.write_bytes(response.content)
+        return target
+
+
+def object_id(obj: _Resource | str) -> str:
+    return obj.id if isinstance(obj, _Resource) else str(obj)
+
+
+__all__ = ["Dataset", "Model", "Run", "object_id"]
