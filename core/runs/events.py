@@ -86,6 +86,78 @@ def read_progress(
     return Progress(run=run, epochs=epochs)
 
 
+@dataclass(frozen=True)
+class StatusNews:
+    status: str
+    error: dict[str, str] | None
+    model_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, run: Run) -> StatusNews:
+        error = (
+            {"code": run.error_code, "message": run.error_message or ""} if run.error_code else None
+        )
+        return cls(status=run.status.value, error=error, model_id=run.model_id)
+
+
+@dataclass
+class Follow:
+    """One client following one run: every epoch after ``after_epoch`` once and in order, a
+    status item whenever the status differs from the last one sent, until a final status."""
+
+    watch: RunWatch
+    db: Database
+    tenant_id: uuid.UUID
+    run_id: uuid.UUID
+    after_epoch: int
+
+    async def _read(self) -> Progress:
+        return await anyio.to_thread.run_sync(
+            lambda: read_progress(
+                self.db, tenant_id=self.tenant_id, run_id=self.run_id, after_epoch=self.after_epoch
+            )
+        )
+
+    async def check_exists(self) -> None:
+        await anyio.to_thread.run_sync(self._check_exists)
+
+    def _check_exists(self) -> None:
+        with self.db.read_session() as session:
+            if run_store.get_run(session, tenant_id=self.tenant_id, run_id=self.run_id) is None:
+                raise NotFound("run not found", code="run_not_found")
+
+    async def items(self) -> AsyncIterator[RunEpoch | StatusNews]:
+        sent_status: str | None = None
+        async with self.watch.subscribe(self.run_id) as news:
+            while True:
+                news.clear()
+                progress = await self._read()
+                for row in progress.epochs:
+                    yield row
+                    self.after_epoch = row.epoch
+                status = StatusNews.of(progress.run)
+                if status.status != sent_status:
+                    sent_status = status.status
+                    yield status
+                if progress.final:
+                    return
+                await news.wait()
+
+
+async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Run:
+    """The run as soon as it has an epoch after ``follow.after_epoch`` or is final, or as it is
+    after ``wait_seconds`` (a long poll)."""
+    async with follow.watch.subscribe(follow.run_id) as news:
+        with anyio.move_on_after(wait_seconds):
+            while True:
+                news.clear()
+                progress = await follow._read()
+                if progress.epochs or progress.final:
+                    return progress.run
+                await news.wait()
+    return (await follow._read()).run
+
+
 class RunWatch:
     """One per API process: wakes the clients waiting on a run when it may have changed."""
 
@@ -104,6 +176,9 @@ class RunWatch:
         return sum(len(events) for events in self._waiters.values())
 
     async def start(self) -> None:
+        """Started by the first subscriber (so an app that never streams polls nothing)."""
+        if self._tasks:
+            return
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="run-watch-poll"))
         if self._redis_url is not None:
             self._tasks.append(asyncio.create_task(self._listen(), name="run-watch-redis"))
@@ -120,6 +195,7 @@ class RunWatch:
     async def subscribe(self, run_id: uuid.UUID) -> AsyncIterator[asyncio.Event]:
         """An event set whenever the run may have changed. Subscribe before reading the run,
         and clear the event before each read, so no change falls between the two."""
+        await self.start()
         event = asyncio.Event()
         self._waiters.setdefault(run_id, set()).add(event)
         try:
@@ -193,10 +269,13 @@ class RunWatch:
 
 __all__ = [
     "CHANNEL",
+    "Follow",
     "Progress",
     "Publisher",
     "RunWatch",
+    "StatusNews",
     "make_publisher",
     "no_publisher",
     "read_progress",
+    "wait_for_news",
 ]
