@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.errors import install_error_handlers
+from api.middleware import EdgeMiddleware
 from api.routes import datasets, health, models, runs
 from api.routes.health import package_version
 from api.schemas import PredictIn
+from core import housekeeping
 from core import runs as run_service
 from core.auth import PrincipalCache
 from core.broker import CelerySender, Enqueuer
@@ -37,8 +39,9 @@ def create_app(
 ) -> FastAPI:
     """``broker_check`` raises when the broker is unreachable; /readyz reports it.
     ``enqueue`` sends a run id to the workers (default: Celery ``send_task`` by name on the
-    configured broker, connected on first use). ``reconcile`` runs the reconciler loop in this
-    process. ``serve_app`` wires all three for a real deployment."""
+    configured broker, connected on first use). ``reconcile`` does the housekeeping at start
+    and runs the reconciler loop (with its housekeeping) in this process. ``serve_app`` wires
+    all three for a real deployment."""
     settings = settings or get_settings()
     db = database or Database.from_settings(settings)
     sender: CelerySender | None = None
@@ -60,6 +63,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if reconcile:
+            # What a process that died (this one's predecessor, say) left behind goes at start.
+            await anyio.to_thread.run_sync(lambda: housekeeping.housekeep(db, settings))
         task = asyncio.create_task(reconciler()) if run_reconciler else None
         try:
             yield
@@ -85,6 +91,8 @@ def create_app(
     app.state.model_cache = ModelCache(settings.predict_cache_size)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     install_error_handlers(app, retry_after=settings.retry_after_seconds)
+    # Authentication and the body caps, before routing and before any body is read.
+    app.add_middleware(EdgeMiddleware, api=app)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(runs.router)

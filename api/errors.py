@@ -7,11 +7,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from core.errors import DependencyDown, DescentError
 
@@ -26,6 +28,20 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_format",
 }
+# The methods a route may have, in the order an Allow header lists them (OPTIONS is answered
+# for every path, never routed).
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from the edge middleware's ``receive`` once a body passes its cap (api.middleware).
+    An HTTPException so that FastAPI lets it through when it happens while FastAPI reads a JSON
+    body (any other exception there becomes a 400 "error parsing the body"); rendered from
+    ``error``, with the connection closed since the rest of the body is unwanted."""
+
+    def __init__(self, error: DescentError) -> None:
+        super().__init__(status_code=error.status_code, detail=error.message)
+        self.error = error
 
 
 def error_response(
@@ -89,8 +105,46 @@ def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse | None:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def too_large(exc: DescentError) -> JSONResponse:
+    response = render(exc)
+    # The rest of the body is unwanted: close the connection rather than read and discard it.
+    response.headers["Connection"] = "close"
+    return response
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> str:
+    """Every method the request's path has, over all the routes whose path matches (Starlette
+    names only the first matching route's methods, so a path served by a GET route and a DELETE
+    route would advertise GET alone). Each method is tried against the routes' public
+    ``matches``, which also sees through included routers."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
+def _method_not_allowed(request: Request) -> Response:
+    allow = allowed_methods(request.app.router.routes, request.scope)
+    if request.method == "OPTIONS":
+        # Nothing routes OPTIONS: it falls through to here, on any path that exists.
+        return Response(status_code=204, headers={"Allow": allow})
+    return error_response(
+        405,
+        "method_not_allowed",
+        f"method {request.method} is not allowed here; this path allows {allow}",
+        {"allowed_methods": allow.split(", ")},
+        headers={"Allow": allow},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyTooLarge):
+        return too_large(exc.error)
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
     unparsable = _unparsable_body(exc)
     if unparsable is not None:
         return unparsable

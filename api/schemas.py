@@ -77,11 +77,15 @@ _SPEC_EXAMPLE: dict[str, Any] = {
 
 
 _INT64 = 2**63
+# Epoch numbers are 32-bit integer columns; a query past this is refused (422) before it reaches
+# PostgreSQL, which would otherwise fail the statement (NumericValueOutOfRange).
+MAX_EPOCH = 2**31 - 1
 
 
 def _storable(value: Any, path: str = "") -> None:
     """Reject JSON values the service cannot store or hash: integers beyond 64 bits and strings
-    with lone UTF-16 surrogates (``"\\ud800"`` is valid JSON but not valid UTF-8)."""
+    with lone UTF-16 surrogates (``"\\ud800"`` is valid JSON but not valid UTF-8) or NUL
+    characters (PostgreSQL text and jsonb cannot hold ``\\u0000``)."""
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
@@ -91,20 +95,23 @@ def _storable(value: Any, path: str = "") -> None:
             if not -_INT64 <= item < _INT64:
                 raise ValueError(f"integer out of range at {where or 'top level'}")
         elif isinstance(item, str):
-            _no_surrogates(item, where)
+            storable_text(item, where)
         elif isinstance(item, list):
             stack.extend((v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(item))
         elif isinstance(item, dict):
             for k, v in item.items():
-                _no_surrogates(k, where)
+                storable_text(k, where)
                 stack.append((v, f"{where}.{k}" if where else k))
 
 
-def _no_surrogates(text: str, where: str) -> None:
+def storable_text(text: str, where: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"invalid unicode (lone surrogate) at {where or 'top level'}") from None
+    if "\x00" in text:
+        raise ValueError(f"NUL character at {where or 'top level'}")
+    return text
 
 
 class RunIn(BaseModel):
@@ -138,9 +145,7 @@ class RunIn(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_is_storable(cls, value: str | None) -> str | None:
-        if value is not None:
-            _no_surrogates(value, "name")
-        return value
+        return None if value is None else storable_text(value, "name")
 
 
 class ValidateOut(BaseModel):

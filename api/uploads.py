@@ -41,7 +41,7 @@ class ReceivedUpload:
     fields: dict[str, str]
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def upload_too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the upload exceeds the limit of {limit} bytes",
         {"limit_bytes": limit},
@@ -126,7 +126,7 @@ class _MultipartReceiver:
         if self._is_file:
             self.file_bytes += end - start
             if self.file_bytes > self.max_file_bytes:
-                raise _too_large(self.max_file_bytes)
+                raise upload_too_large(self.max_file_bytes)
             self.sink.write(data[start:end])
         else:
             self._buffer += data[start:end]
@@ -139,11 +139,16 @@ class _MultipartReceiver:
     def _part_end(self) -> None:
         if not self._is_file:
             try:
-                self.fields[self._name] = self._buffer.decode("utf-8")
+                text = self._buffer.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidInput(
                     f"field {self._name!r} is not UTF-8", {"field": self._name}
                 ) from exc
+            if "\x00" in text:  # PostgreSQL text cannot hold it
+                raise InvalidInput(
+                    f"field {self._name!r} contains a NUL character", {"field": self._name}
+                )
+            self.fields[self._name] = text
 
     def feed(self, chunk: bytes) -> None:
         try:
@@ -159,8 +164,10 @@ class _MultipartReceiver:
         self.sink.flush()
 
 
-def _boundary(request: Request) -> bytes:
-    mimetype, params = parse_options_header(request.headers.get("content-type"))
+def multipart_boundary(content_type: str | None) -> bytes:
+    """The boundary of a multipart/form-data body; 415 for any other media type (checked by the
+    edge middleware before the body's length, and again here)."""
+    mimetype, params = parse_options_header(content_type)
     if mimetype != b"multipart/form-data":
         raise UnsupportedFormat(
             "send the dataset as multipart/form-data with a 'file' field",
@@ -177,7 +184,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         # Refused before reading a byte.
-        raise _too_large(limit - MULTIPART_OVERHEAD_BYTES)
+        raise upload_too_large(limit - MULTIPART_OVERHEAD_BYTES)
 
 
 def _open_temp(directory: Path) -> tuple[Path, IO[bytes]]:
@@ -196,7 +203,7 @@ async def receive_dataset_upload(
 ) -> AsyncIterator[ReceivedUpload]:
     """Authenticate first (the principal dependency), then stream the body to a temp file that
     is removed when the request ends, whatever happens."""
-    boundary = _boundary(request)
+    boundary = multipart_boundary(request.headers.get("content-type"))
     body_limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     _check_declared_length(request, body_limit)
     path, handle = await anyio.to_thread.run_sync(_open_temp, settings.data_dir / "uploads")
@@ -207,7 +214,7 @@ async def receive_dataset_upload(
             async for chunk in request.stream():
                 received += len(chunk)
                 if received > body_limit:
-                    raise _too_large(settings.max_upload_bytes)
+                    raise upload_too_large(settings.max_upload_bytes)
                 # Parsing and the disk write happen off the event loop.
                 await anyio.to_thread.run_sync(receiver.feed, chunk)
         except ClientDisconnect as exc:

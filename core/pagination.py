@@ -6,13 +6,18 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from core.errors import InvalidInput
+from core.errors import BadRequest, InvalidInput
 from store.base import Keyset
 
 MAX_PAGE_SIZE = 500
+# Rows are created now-ish; a cursor outside these years was not issued by us. The bound also
+# keeps every datetime operation on the decoded value (UTC conversion, binding, comparison)
+# far from the year-1 / year-9999 edges where Python raises OverflowError.
+MIN_CURSOR_YEAR = 1970
+MAX_CURSOR_YEAR = 9000
 
 T = TypeVar("T")
 
@@ -28,21 +33,34 @@ def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _invalid_cursor() -> BadRequest:
+    return BadRequest(
+        "invalid cursor; pass the next_cursor of a previous page",
+        {"field": "cursor"},
+        code="invalid_cursor",
+    )
+
+
 def decode_cursor(cursor: str) -> Keyset:
+    """The keyset a cursor from :func:`encode_cursor` holds; BadRequest (400 ``invalid_cursor``)
+    for anything else. A cursor is client input: every failure is caught here, none reaches the
+    database."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
-        stamp, _, item = text.partition("|")
+        # validate=True: the default decoder silently drops characters outside the alphabet.
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        stamp, _, item = raw.decode("utf-8").partition("|")
         created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return created_at, uuid.UUID(item)
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise InvalidInput(
-            "invalid cursor; pass the next_cursor of a previous page",
-            {"field": "cursor"},
-            code="invalid_cursor",
-        ) from exc
+        if created_at.tzinfo is None or not MIN_CURSOR_YEAR <= created_at.year <= MAX_CURSOR_YEAR:
+            raise ValueError("not a timestamp we issue")
+        keyset = created_at.astimezone(UTC), uuid.UUID(item)
+    except (ValueError, OverflowError, UnicodeError, binascii.Error) as exc:
+        raise _invalid_cursor() from exc
+    # We issue UTC timestamps and canonical ids only: anything that does not encode back to the
+    # same text (another offset, another spelling) was made by hand.
+    if encode_cursor(*keyset) != cursor.rstrip("="):
+        raise _invalid_cursor()
+    return keyset
 
 
 def check_limit(limit: int) -> int:

@@ -80,7 +80,13 @@ def create_dataset(
     return DatasetOut.model_validate(row)
 
 
-@router.get("", responses={401: _errors[401]})
+@router.get(
+    "",
+    responses={
+        400: {"model": ErrorResponse, "description": "Not a cursor we issued"},
+        401: _errors[401],
+    },
+)
 def list_datasets(
     principal: PrincipalDep,
     session: ReadSession,
@@ -95,14 +101,14 @@ def list_datasets(
     )
 
 
-@router.get("/{dataset_id}", responses=_errors)
+@router.get("/{dataset_id:uuid}", responses=_errors)
 def get_dataset(dataset_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> DatasetOut:
     row = datasets.get_dataset(session, tenant_id=principal.tenant_id, dataset_id=dataset_id)
     return DatasetOut.model_validate(row)
 
 
 @router.delete(
-    "/{dataset_id}",
+    "/{dataset_id:uuid}",
     status_code=204,
     response_class=Response,
     responses={**_errors, 409: {"model": ErrorResponse, "description": "Used by a live run"}},

@@ -9,7 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
 from api.deps import PrincipalDep, ReadSession
-from api.schemas import ErrorResponse, ModelOut, PredictIn, PredictOut
+from api.schemas import ErrorResponse, ModelOut, PredictOut
 from core import predictions
 from core.config import Settings
 from core.predictions import ModelCache
@@ -36,14 +36,14 @@ _PREDICT_BODY = {
 }
 
 
-@router.get("/{model_id}", responses={401: _401, 404: _404})
+@router.get("/{model_id:uuid}", responses={401: _401, 404: _404})
 def get_model(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> ModelOut:
     row = predictions.get_model(session, tenant_id=principal.tenant_id, model_id=model_id)
     return ModelOut.model_validate(row)
 
 
 @router.get(
-    "/{model_id}/weights",
+    "/{model_id:uuid}/weights",
     response_class=Response,
     responses={
         200: {
@@ -68,7 +68,7 @@ def get_weights(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSessi
 
 
 @router.post(
-    "/{model_id}/predict",
+    "/{model_id:uuid}/predict",
     response_model=PredictOut,
     openapi_extra=_PREDICT_BODY,
     responses={
@@ -76,7 +76,7 @@ def get_weights(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSessi
         401: _401,
         404: _404,
         409: _409,
-        413: {"model": ErrorResponse, "description": "Too many rows"},
+        413: {"model": ErrorResponse, "description": "Too many rows, or a body over the cap"},
         422: {"model": ErrorResponse, "description": "Inputs do not fit the model"},
     },
 )
@@ -105,7 +105,3 @@ async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep
     return Response(
         content=predictions.predict_json(model_id, result), media_type="application/json"
     )
-
-
-# Referenced by the predict route's documented request body.
-PREDICT_SCHEMA = PredictIn

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query
 
 from api.deps import EnqueueDep, PrincipalDep, ReadSession, SettingsDep, WriteSession
 from api.schemas import (
+    MAX_EPOCH,
     CancelOut,
     EpochOut,
     ErrorResponse,
@@ -32,6 +33,8 @@ _401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or inval
 _404: dict[str, Any] = {"model": ErrorResponse, "description": "No such run (or not yours)"}
 _422: dict[str, Any] = {"model": ErrorResponse, "description": "Invalid spec (names the field)"}
 _400: dict[str, Any] = {"model": ErrorResponse, "description": "Body is not parsable JSON"}
+_400_cursor: dict[str, Any] = {"model": ErrorResponse, "description": "Not a cursor we issued"}
+_413: dict[str, Any] = {"model": ErrorResponse, "description": "Body over the JSON size cap"}
 
 
 @router.post(
@@ -41,6 +44,7 @@ _400: dict[str, Any] = {"model": ErrorResponse, "description": "Body is not pars
         400: _400,
         401: _401,
         409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body"},
+        413: _413,
         422: _422,
         429: {"model": ErrorResponse, "description": "Too many live runs, or rate limited"},
     },
@@ -66,7 +70,7 @@ def submit_run(
     return RunOut.from_row(run)
 
 
-@router.post("/validate", responses={400: _400, 401: _401, 422: _422})
+@router.post("/validate", responses={400: _400, 401: _401, 413: _413, 422: _422})
 def validate_run(
     body: RunIn, principal: PrincipalDep, session: ReadSession, settings: SettingsDep
 ) -> ValidateOut:
@@ -86,7 +90,7 @@ def validate_run(
     )
 
 
-@router.get("", responses={401: _401, 422: _422})
+@router.get("", responses={400: _400_cursor, 401: _401, 422: _422})
 def list_runs(
     principal: PrincipalDep,
     session: ReadSession,
@@ -106,17 +110,17 @@ def list_runs(
     return RunPage(items=[RunOut.from_row(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{run_id}", responses={401: _401, 404: _404})
+@router.get("/{run_id:uuid}", responses={401: _401, 404: _404})
 def get_run(run_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> RunOut:
     return RunOut.from_row(runs.get_run(session, tenant_id=principal.tenant_id, run_id=run_id))
 
 
-@router.get("/{run_id}/history", responses={401: _401, 404: _404})
+@router.get("/{run_id:uuid}/history", responses={401: _401, 404: _404})
 def get_history(
     run_id: uuid.UUID,
     principal: PrincipalDep,
     session: ReadSession,
-    since_epoch: Annotated[int, Query(ge=0)] = 0,
+    since_epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
     max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> HistoryOut:
     rows = runs.get_history(
@@ -130,7 +134,7 @@ def get_history(
 
 
 @router.post(
-    "/{run_id}/cancel",
+    "/{run_id:uuid}/cancel",
     status_code=202,
     responses={
         401: _401,

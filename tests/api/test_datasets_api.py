@@ -197,9 +197,14 @@ def test_list_pagination(client: TestClient, tenant_key: str) -> None:
         headers=bearer(tenant_key),
     ).json()
     assert [d["id"] for d in second["items"]] == [ids[0]] and second["next_cursor"] is None
-    for query, field in (("limit=0", "limit"), ("limit=501", "limit"), ("cursor=%25%25", "cursor")):
+    # A bad limit is invalid input (422); a cursor we did not issue is malformed (400).
+    for query, status, field in (
+        ("limit=0", 422, "limit"),
+        ("limit=501", 422, "limit"),
+        ("cursor=%25%25", 400, "cursor"),
+    ):
         response = client.get(f"/v1/datasets?{query}", headers=bearer(tenant_key))
-        assert response.status_code == 422
+        assert response.status_code == status
         assert response.json()["error"]["details"]["field"] == field
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from core import datasets
 from core.config import Settings
-from core.errors import Conflict, DescentError, InvalidInput, NotFound
+from core.errors import BadRequest, Conflict, DescentError, InvalidInput, NotFound
 from store import runs as run_store
 from store.session import Database
 from store.tables import Dataset, Run, RunStatus, Tenant
@@ -132,9 +132,10 @@ def test_bad_cursor_and_limit(db: Database) -> None:
     tenant = _tenant(db, "a")
     with db.read_session() as session:
         for cursor in ("garbage", "Zm9vfGJhcg"):
-            with pytest.raises(InvalidInput) as caught:
+            with pytest.raises(BadRequest) as caught:
                 datasets.list_datasets(session, tenant_id=tenant, limit=2, cursor=cursor)
             assert caught.value.details["field"] == "cursor"
+            assert caught.value.code == "invalid_cursor"
         with pytest.raises(InvalidInput):
             datasets.list_datasets(session, tenant_id=tenant, limit=0)
 

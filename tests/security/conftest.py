@@ -10,6 +10,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 with warnings.catch_warnings():
@@ -40,7 +41,7 @@ class Tenant:
         return bearer(self.key)
 
 
-def make_tenant(api: TestClient, db: Database, settings: Settings, name: str) -> Tenant:
+def make_tenant(api: httpx.Client, db: Database, settings: Settings, name: str) -> Tenant:
     with db.session() as session:
         key = create_api_key(session, name)
     with db.read_session() as session:
