@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from core.config import Settings
-from core.datasets.columns import check_feature_count, check_names, from_frame
-from core.datasets.parsed import CsvLocator, ParsedDataset, ragged
+from core.datasets.columns import (
+    check_counts,
+    check_feature_count,
+    check_names,
+    from_frame,
+    label_from_strings,
+    numeric_dataset,
+)
+from core.datasets.parsed import CsvLocator, Deadline, ParsedDataset, excerpt, ragged
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
+
+# Bytes of lines the numeric path hands polars at a time: large enough that per-call overhead
+# is small even for 10,000 columns, small enough that one block's buffers stay a few times this.
+_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def _sniff_separator(first_line: str) -> str:
@@ -33,7 +47,7 @@ def _read_header(path: Path) -> tuple[list[str], int, str]:
         raise _utf8_error(path) from exc
     except csv.Error as exc:
         raise InvalidInput(
-            f"could not parse the CSV header: {exc}", {"line": 1}, code="invalid_csv"
+            f"could not parse the CSV header: {excerpt(str(exc))}", {"line": 1}, code="invalid_csv"
         ) from exc
 
 
@@ -64,18 +78,148 @@ def _first_ragged_line(path: Path, sep: str, expected: int) -> InvalidInput:
     return InvalidInput("the CSV has rows of different lengths", {}, code="ragged_row")
 
 
-def parse_csv(path: Path, *, label: str | None, settings: Settings) -> ParsedDataset:
+def parse_csv(
+    path: Path, *, label: str | None, settings: Settings, deadline: Deadline | None = None
+) -> ParsedDataset:
+    deadline = deadline or Deadline(settings.parse_budget_seconds)
     header, header_lines, sep = _read_header(path)
     if not header:
         raise InvalidInput("the CSV has no header row", {"line": 1}, code="empty_file")
     names = check_names(header, "CSV header")
     check_feature_count(len(names) - 1, settings)  # before polars reads a single row
+    deadline.check()
+    loc = CsvLocator(path, header_lines=header_lines, sep=sep, width=len(names))
+    label_name = names[-1] if label is None else label
+    if label_name in names:
+        fast = _read_numeric(path, header_lines, sep, names, label_name, settings, deadline)
+        if fast is not None:
+            x, labels = fast
+            features = [n for n in names if n != label_name]
+            check_counts(x.shape[0], len(features), settings)
+            target = label_from_strings(labels, label_name, loc, settings)
+            return numeric_dataset(DatasetFormat.csv, x, features, label_name, target)
+    deadline.check()
+    frame = _read_strings(path, sep, names, settings)
+    frame = _drop_trailing_blank_rows(frame)
+    deadline.check()
+    loc = CsvLocator(path, header_lines=header_lines, sep=sep, width=len(names), frame=frame)
+    return from_frame(
+        frame, fmt=DatasetFormat.csv, label=label, loc=loc, settings=settings, deadline=deadline
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The common case: every feature a number. Read straight to float64 in blocks of lines, so the
+# peak is about the matrix plus one block, not the file's text plus a table plus the matrix.
+
+
+def _read_numeric(
+    path: Path,
+    header_lines: int,
+    sep: str,
+    names: list[str],
+    label: str,
+    settings: Settings,
+    deadline: Deadline,
+) -> tuple[NDArray[np.float64], pl.Series] | None:
+    """Features as a float64 matrix and the label as text, or None when anything is unusual
+    (a value that is not a finite number, a quote, a blank or ragged line, too many rows): the
+    string path then reads the file again and names the problem precisely."""
+    span = _data_span(path, header_lines)
+    if span is None:
+        return None
+    start, end, lines = span
+    if lines > settings.max_dataset_rows:
+        return None
+    deadline.check()
+    schema = pl.Schema({n: pl.String if n == label else pl.Float64 for n in names})
+    x = np.empty((lines, len(names) - 1), dtype=np.float64)
+    labels: list[pl.Series] = []
+    row = 0
+    for block in _line_blocks(path, start, end):
+        if block is None:
+            return None
+        try:
+            frame = pl.read_csv(
+                block,
+                has_header=False,
+                schema=schema,
+                separator=sep,
+                encoding="utf8",
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:
+            return None
+        labels.append(frame.drop_in_place(label))
+        # Fortran order is polars' cheap export; the copy into the C-ordered rows transposes.
+        values = frame.to_numpy(order="fortran")
+        del frame
+        if row + len(values) > lines or not np.isfinite(values).all():
+            return None
+        x[row : row + len(values)] = values
+        row += len(values)
+        deadline.check()
+    if row != lines:
+        return None
+    return x, pl.concat(labels) if labels else pl.Series(label, [], dtype=pl.String)
+
+
+def _data_span(path: Path, header_lines: int) -> tuple[int, int, int] | None:
+    """Byte offsets of the rows (after the header, before trailing blank lines) and their
+    number of lines, in one buffered pass; None if a quote appears there (a quoted field may
+    hold a newline, so lines would not be rows)."""
+    with path.open("rb") as handle:
+        for _ in range(header_lines):
+            handle.readline()
+        start = end = handle.tell()
+        newlines = newlines_after = 0  # in all the rows; after the last byte that is not one
+        while chunk := handle.read(_BLOCK_BYTES):
+            if b'"' in chunk:
+                return None
+            newlines += chunk.count(b"\n")
+            content = len(chunk) if chunk[-1] not in b"\r\n" else len(chunk.rstrip(b"\r\n"))
+            if content:
+                end = handle.tell() - len(chunk) + content
+                newlines_after = chunk.count(b"\n", content)
+            else:
+                newlines_after += chunk.count(b"\n")
+    if end == start:
+        return None
+    # Lines up to ``end``: the newlines before it, plus the last line, which has none.
+    return start, end, newlines - newlines_after + 1
+
+
+def _line_blocks(path: Path, start: int, end: int) -> Iterator[bytes | None]:
+    """Whole lines of ``[start, end)``, about ``_BLOCK_BYTES`` at a time; None for a line
+    longer than a block (not a numeric table: the string path takes it)."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        position = start
+        while position < end:
+            chunk = handle.read(min(_BLOCK_BYTES, end - position))
+            if position + len(chunk) < end:
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:
+                    yield None
+                    return
+                chunk = chunk[:cut]
+                handle.seek(position + cut)
+            position += len(chunk)
+            yield chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything else: every column as text, typed and checked in columns.from_frame.
+
+
+def _read_strings(path: Path, sep: str, names: list[str], settings: Settings) -> pl.DataFrame:
     try:
         frame = pl.read_csv(
             path,
             separator=sep,
             has_header=True,
-            infer_schema=False,  # every column as text; typing is decided below, column by column
+            infer_schema=False,  # every column as text; typing is decided in from_frame
             n_rows=settings.max_dataset_rows + 1,
             encoding="utf8",
             raise_if_empty=True,
@@ -89,13 +233,9 @@ def parse_csv(path: Path, *, label: str | None, settings: Settings) -> ParsedDat
             raise _first_ragged_line(path, sep, len(names)) from exc
         if "utf-8" in message.lower():
             raise _utf8_error(path) from exc
-        raise InvalidInput(
-            f"could not parse the CSV: {message.splitlines()[0]}", {}, code="invalid_csv"
-        ) from exc
+        raise _unparsable(exc) from exc
     except pl.exceptions.PolarsError as exc:
-        raise InvalidInput(
-            f"could not parse the CSV: {str(exc).splitlines()[0]}", {}, code="invalid_csv"
-        ) from exc
+        raise _unparsable(exc) from exc
     if frame.width != len(names):
         raise InvalidInput(
             f"the CSV header has {len(names)} columns but the parser found {frame.width}",
@@ -103,18 +243,20 @@ def parse_csv(path: Path, *, label: str | None, settings: Settings) -> ParsedDat
             code="invalid_csv",
         )
     frame.columns = names
-    frame = _drop_trailing_blank_rows(frame)
-    loc = CsvLocator(path, frame, header_lines, sep)
-    return from_frame(frame, fmt=DatasetFormat.csv, label=label, loc=loc, settings=settings)
+    return frame
+
+
+def _unparsable(exc: Exception) -> InvalidInput:
+    # polars' message may quote a field of any length.
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InvalidInput(f"could not parse the CSV: {excerpt(first)}", {}, code="invalid_csv")
 
 
 def _drop_trailing_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
     # Blank lines at the end of a file are formatting, not rows. (Blank lines in the middle
     # stay and are reported.)
-    if frame.height == 0:
+    if frame.height == 0 or not all(v is None for v in frame.row(frame.height - 1)):
         return frame
     blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series()
-    if not blank[-1]:
-        return frame
     kept = (~blank).arg_true()
     return frame.head(int(kept[-1]) + 1 if len(kept) else 0)

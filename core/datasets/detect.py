@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.config import Settings
 from core.datasets import csv, json, npz
-from core.datasets.parsed import ParsedDataset
+from core.datasets.parsed import Deadline, ParsedDataset
 from core.errors import InvalidInput, UnsupportedFormat
 from store.tables import DatasetFormat
 
@@ -65,7 +65,9 @@ def parse_upload(
     label: str | None,
     settings: Settings,
 ) -> ParsedDataset:
-    """Parse and validate an uploaded file (already on disk, within the upload size cap)."""
+    """Parse and validate an uploaded file (already on disk, within the upload size cap), within
+    ``settings.parse_budget_seconds``."""
+    deadline = Deadline(settings.parse_budget_seconds)
     if label is not None:
         label = label.strip() or None
     with path.open("rb") as handle:
@@ -74,7 +76,7 @@ def parse_upload(
         raise InvalidInput("the file is empty", {}, code="empty_file")
     fmt = detect_format(head, filename, content_type)
     if fmt is DatasetFormat.npz:
-        return npz.parse_npz(path, label=label, settings=settings)
+        return npz.parse_npz(path, label=label, settings=settings, deadline=deadline)
     if fmt is DatasetFormat.json:
-        return json.parse_json(path, label=label, settings=settings)
-    return csv.parse_csv(path, label=label, settings=settings)
+        return json.parse_json(path, label=label, settings=settings, deadline=deadline)
+    return csv.parse_csv(path, label=label, settings=settings, deadline=deadline)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from core import npz
 from core.config import Settings
@@ -19,12 +20,18 @@ from core.datasets.columns import (
     numeric_label,
     shape_mismatch,
 )
-from core.datasets.parsed import Locator, ParsedDataset
+from core.datasets.parsed import Deadline, Locator, ParsedDataset
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
 
+# Rows of X checked for finiteness at a time: the check's boolean temporary stays small.
+_BLOCK_VALUES = 1 << 20
 
-def parse_npz(path: Path, *, label: str | None, settings: Settings) -> ParsedDataset:
+
+def parse_npz(
+    path: Path, *, label: str | None, settings: Settings, deadline: Deadline | None = None
+) -> ParsedDataset:
+    deadline = deadline or Deadline(settings.parse_budget_seconds)
     headers = npz.inspect_npz(path, max_bytes=settings.max_decompressed_bytes)
     if "X" not in headers or "y" not in headers:
         raise InvalidInput(
@@ -64,15 +71,9 @@ def parse_npz(path: Path, *, label: str | None, settings: Settings) -> ParsedDat
     wanted = ["X", "y"] + (["feature_names"] if "feature_names" in headers else [])
     arrays = npz.load_arrays(path, wanted, max_bytes=settings.max_decompressed_bytes)
 
-    x = arrays["X"].astype(np.float64, copy=False)
-    finite = np.isfinite(x)
-    if not finite.all():
-        row, col = (int(v) for v in np.argwhere(~finite)[0])
-        raise InvalidInput(
-            f"non-finite value {x[row, col]!r} in X at row {row}, column {col}",
-            {"array": "X", "row": row, "column": col, "value": str(x[row, col])},
-            code="non_finite_value",
-        )
+    deadline.check()
+    x = arrays.pop("X").astype(np.float64, copy=False)
+    _check_finite(x, deadline)
     names_given: Any = None
     if "feature_names" in arrays:
         fn = arrays["feature_names"]
@@ -86,6 +87,7 @@ def parse_npz(path: Path, *, label: str | None, settings: Settings) -> ParsedDat
     names = feature_names(names_given, x.shape[1])
     label = label or "y"
 
+    deadline.check()
     y = arrays["y"].reshape(-1)
     loc = Locator()
     if y.dtype.kind == "U":
@@ -96,3 +98,19 @@ def parse_npz(path: Path, *, label: str | None, settings: Settings) -> ParsedDat
     else:
         target = numeric_label(y.astype(np.float64), label, loc)
     return numeric_dataset(DatasetFormat.npz, x, names, label, target)
+
+
+def _check_finite(x: NDArray[np.float64], deadline: Deadline) -> None:
+    step = max(1, _BLOCK_VALUES // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], step):
+        block = x[start : start + step]
+        finite = np.isfinite(block)
+        if not finite.all():
+            r, col = (int(v) for v in np.argwhere(~finite)[0])
+            row = start + r
+            raise InvalidInput(
+                f"non-finite value {x[row, col]!r} in X at row {row}, column {col}",
+                {"array": "X", "row": row, "column": col, "value": str(x[row, col])},
+                code="non_finite_value",
+            )
+        deadline.check()

@@ -1,4 +1,5 @@
-"""The in-memory form of a validated dataset, and how errors name a place in the input.
+"""The in-memory form of a validated dataset, how errors name a place in the input, and the
+wall-clock budget every parser checks between its phases.
 
 Numeric features are one float64 matrix, categorical features int32 codes into a sorted
 per-column vocabulary (strings are never stored as wide fixed-width arrays or Python objects),
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import itertools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from core.errors import InvalidInput
+from core.errors import MAX_QUOTED_CHARS, InvalidInput, PayloadTooLarge
 from models.vocabulary import FeatureType, Task
 from store.tables import DatasetFormat
 
@@ -111,30 +114,35 @@ class RecordLocator(Locator):
 
 
 class CsvLocator(Locator):
-    """Physical 1-based file lines, correct across quoted fields that contain newlines."""
+    """Physical 1-based file lines, correct across quoted fields that contain newlines.
+
+    ``frame`` holds the rows as read, to count the newlines inside quoted fields before a row;
+    without it every row is one line (the numeric fast path only runs on files without quotes).
+    """
 
     key = "line"
 
-    def __init__(self, path: Path, frame: pl.DataFrame, header_lines: int, sep: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        header_lines: int,
+        sep: str,
+        width: int,
+        frame: pl.DataFrame | None = None,
+    ) -> None:
         self.path = path
-        self.frame = frame
         self.header_lines = header_lines
         self.sep = sep
+        self.width = width
+        self.frame = frame
 
     def position(self, row: int) -> int:
-        before = self.frame.head(row)
         embedded = 0
-        if row > 0:
-            # Only on the error path: count newlines inside quoted fields of earlier rows.
-            embedded = int(
-                before.select(
-                    pl.sum_horizontal(
-                        pl.col(c).str.count_matches("\n").fill_null(0) for c in before.columns
-                    )
-                )
-                .to_series()
-                .sum()
-            )
+        if row > 0 and self.frame is not None:
+            # Only on the error path. Numbers never hold a newline: count in text columns only.
+            counts = self.frame.head(row).select(pl.col(pl.String).str.count_matches("\n").sum())
+            embedded = sum(int(c or 0) for c in counts.row(0)) if counts.width else 0
         return self.header_lines + 1 + row + embedded
 
     def missing_value(self, row: int, column: str) -> InvalidInput:
@@ -142,9 +150,8 @@ class CsvLocator(Locator):
         # empty field.
         line = self.position(row)
         fields = _csv_record_at(self.path, line, self.sep)
-        expected = self.frame.width
-        if fields is not None and len(fields) != expected:
-            return ragged(line, len(fields), expected)
+        if fields is not None and len(fields) != self.width:
+            return ragged(line, len(fields), self.width)
         return InvalidInput(
             f"missing value in column {column!r} at line {line}",
             {"column": column, "line": line},
@@ -168,3 +175,33 @@ def _csv_record_at(path: Path, line: int, sep: str) -> list[str] | None:
             return next(reader)
         except (StopIteration, csv.Error):
             return None
+
+
+def excerpt(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """A client's value as error details repeat it: at most ``limit`` characters."""
+    return value if len(value) <= limit else value[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parse budget
+
+
+class Deadline:
+    """``Settings.parse_budget_seconds`` from the start of a parse. Checked between phases and
+    every few thousand records of a Python loop; a phase itself (one polars call) is not
+    interrupted, so an overrun is at most one phase long."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def check(self) -> None:
+        if self._clock() > self._end:
+            raise PayloadTooLarge(
+                f"parsing the upload took longer than its budget of {self.seconds:g} s "
+                "(setting parse_budget_seconds, DESCENT_PARSE_BUDGET_SECONDS); send a smaller "
+                "file, or NPZ, which parses fastest",
+                {"setting": "parse_budget_seconds", "limit_seconds": self.seconds},
+                code="parse_budget_exceeded",
+            )
