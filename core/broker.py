@@ -37,27 +37,29 @@ def filesystem_folder(url: str) -> Path:
     return Path(path)
 
 
+def is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://"))
+
+
 def transport_options(settings: Settings) -> dict[str, Any]:
-    # Redis redelivers an unacknowledged message after the visibility timeout. Keep it above the
-    # hard time limit so a long attempt is never started twice in parallel (the DB lease fences
-    # it anyway).
-    visibility = settings.task_time_limit_seconds + 600
-    options: dict[str, Any] = {"visibility_timeout": visibility}
-    if settings.broker_url.startswith("sqla+"):
-        # kombu's SQLAlchemy transport hands its options to create_engine().
-        return {}
+    if is_redis(settings.broker_url):
+        # Redis hands an unacknowledged message out again after the visibility timeout (the
+        # score is never refreshed while the task runs). Keep it above the hard time limit so
+        # a healthy attempt is not started twice; the DB lease would skip the copy anyway.
+        return {"visibility_timeout": settings.task_time_limit_seconds + 600}
     if is_filesystem(settings.broker_url):
         folder = filesystem_folder(settings.broker_url)
-        options.update(
-            data_folder_in=str(folder / "queue"),
-            data_folder_out=str(folder / "queue"),
-            control_folder=str(folder / "control"),
-            store_processed=False,
-            # kombu polls the folder once a second by default: a run would wait ~0.6 s to start.
-            # Listing an almost empty folder 20 times a second costs next to nothing.
-            polling_interval=0.05,
-        )
-    return options
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            # kombu polls the folder once a second by default: a run would wait ~0.6 s to
+            # start. Listing an almost empty folder 20 times a second costs next to nothing.
+            "polling_interval": 0.05,
+        }
+    # Anything else (kombu's SQLAlchemy transport hands its options to create_engine()).
+    return {}
 
 
 def kombu_url(settings: Settings) -> str:
@@ -73,28 +75,35 @@ def prepare_broker(settings: Settings) -> None:
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Configuration shared by the worker and the sender (see reliability notes C1-C12)."""
-    options = transport_options(settings)
+    """Configuration shared by the worker and the sender."""
     return {
         "broker_url": kombu_url(settings),
-        "broker_transport_options": options,
-        "result_backend_transport_options": options,
-        "visibility_timeout": settings.task_time_limit_seconds + 600,
+        # The one place the visibility timeout belongs: Celery reads no top-level
+        # ``visibility_timeout``, and there is no result backend to take transport options.
+        "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,
         # json only: nothing on the broker can make a worker unpickle.
         "task_serializer": "json",
-        "result_serializer": "json",
         "accept_content": ["json"],
         "event_serializer": "json",
-        # The database holds results; no result backend.
+        # No result backend (none is configured): the database holds results.
         "task_ignore_result": True,
-        "result_backend": None,
-        # At-least-once delivery; the lease token makes a second delivery a no-op.
+        # At-least-once delivery; the atomic claim makes a second delivery a no-op.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A lost broker connection must cost a run nothing. With this on, Celery terminates
+        # every unacknowledged late-ack task on reconnect ("cannot be acknowledged after a
+        # connection loss ... Terminating it instead"): each Redis restart cost an attempt and
+        # a lease-period stall, and three failed the run ``worker_lost``. Off, the pool child
+        # keeps training: completion, lease and heartbeat live in the database, not in the ack.
+        # What the broker does with the unacknowledged message is then harmless: lost with a
+        # Redis that restarted empty, or put back in the queue by kombu on reconnect (it moves
+        # the message from Redis's ``unacked`` hash back to the queue) and delivered again,
+        # where the atomic claim (queued -> running only) skips it without charging an
+        # attempt. Celery 6.0 plans to make True the default: keep it explicit.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": settings.task_soft_time_limit_seconds,
         "task_time_limit": settings.task_time_limit_seconds,
         "task_default_queue": TRAIN_QUEUE,

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from store.base import Keyset
@@ -174,7 +174,8 @@ def lease_state(session: Session, *, run_id: uuid.UUID) -> tuple[uuid.UUID | Non
 
 
 def request_cancel(session: Session, *, run_id: uuid.UUID, now: datetime) -> RunStatus | None:
-    """queued -> cancelled at once; running -> cancelling (the worker finishes it).
+    """queued -> cancelled at once (a queued run may hold checkpoints from an earlier attempt:
+    they go with it); running -> cancelling (the worker finishes it).
     Returns the new status, or None when the run had already finished."""
     done = session.execute(
         update(Run)
@@ -183,6 +184,7 @@ def request_cancel(session: Session, *, run_id: uuid.UUID, now: datetime) -> Run
         .execution_options(synchronize_session=False)
     )
     if int(done.rowcount) == 1:  # type: ignore[attr-defined]
+        delete_checkpoints(session, run_id=run_id)
         return RunStatus.cancelled
     held = session.execute(
         update(Run)
@@ -204,6 +206,35 @@ def delete_checkpoints(session: Session, *, run_id: uuid.UUID, after_epoch: int 
     session.execute(
         delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch > after_epoch)
     )
+
+
+def keep_latest_checkpoint(session: Session, *, run_id: uuid.UUID) -> None:
+    """Drop every checkpoint of a run but its newest (what a failed run keeps for a while)."""
+    latest = select(func.max(Checkpoint.epoch)).where(Checkpoint.run_id == run_id)
+    session.execute(
+        delete(Checkpoint).where(
+            Checkpoint.run_id == run_id, Checkpoint.epoch < latest.scalar_subquery()
+        )
+    )
+
+
+def delete_finished_checkpoints(session: Session, *, failed_before: datetime) -> int:
+    """Checkpoints nothing will resume from: all of succeeded and cancelled runs, and those of
+    failed runs that finished before ``failed_before``. Returns how many went.
+
+    Driven from the (small) checkpoints table: each row looks its run up by primary key,
+    however many finished runs there are."""
+    done = exists().where(
+        Run.id == Checkpoint.run_id,
+        or_(
+            Run.status.in_((RunStatus.succeeded, RunStatus.cancelled)),
+            and_(Run.status == RunStatus.failed, Run.finished_at < failed_before),
+        ),
+    )
+    result = session.execute(
+        delete(Checkpoint).where(done).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def stale_held_runs(session: Session, *, cutoff: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:

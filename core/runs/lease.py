@@ -168,6 +168,12 @@ def claim(db: Database, run_id: uuid.UUID) -> tuple[Run, uuid.UUID] | None:
 
 
 def fail(attempt: Attempt, code: str, message: str) -> str:
+    """End the run failed. It keeps its latest checkpoint only (to inspect or resume), for
+    ``failed_checkpoint_retention_seconds``: core.housekeeping deletes it after that."""
+
+    def keep_latest(session: Session) -> None:
+        run_store.keep_latest_checkpoint(session, run_id=attempt.run.id)
+
     attempt.write(
         {
             "status": RunStatus.failed,
@@ -175,6 +181,7 @@ def fail(attempt: Attempt, code: str, message: str) -> str:
             "error_message": message[:2000],
             "finished_at": utcnow(),
             "lease_token": None,
-        }
+        },
+        keep_latest,
     )
     return RunStatus.failed.value

@@ -1,6 +1,6 @@
 """The reconciler: the database says what should be happening, the broker is made to agree.
 Runs in the API process, so it outlives the worker faults it repairs; its writes are fenced,
-so several replicas are safe."""
+so several replicas are safe. Each pass also does the housekeeping (core.housekeeping)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from core import housekeeping
 from core.broker import Enqueuer
 from core.config import Settings
 from store import runs as run_store
@@ -20,7 +21,12 @@ log = logging.getLogger(__name__)
 
 def reap_stale_runs(db: Database, *, settings: Settings, now: datetime | None = None) -> list[str]:
     """Held runs whose heartbeat is older than the lease go back to queued (or to failed
-    ``worker_lost`` once attempts reach the cap). Returns the ids put back to queued."""
+    ``worker_lost`` once attempts reach the cap). Returns the ids put back to queued.
+
+    Only a worker that stopped writing lets a heartbeat go stale: a lost broker connection
+    does not (the task keeps running, see core.broker), so the attempts the reaper counts
+    are worker deaths. A run it ends keeps what its status allows: a cancelled one no
+    checkpoint, a failed one its latest (purged later by core.housekeeping)."""
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.lease_seconds)
     requeued: list[str] = []
@@ -45,6 +51,10 @@ def reap_stale_runs(db: Database, *, settings: Settings, now: datetime | None = 
                 values = {"status": RunStatus.queued, "heartbeat_at": now}
             values["lease_token"] = None
             if run_store.fenced_update(session, run_id=run_id, token=token, values=values):
+                if values["status"] == RunStatus.cancelled:
+                    run_store.delete_checkpoints(session, run_id=run_id)
+                elif values["status"] == RunStatus.failed:
+                    run_store.keep_latest_checkpoint(session, run_id=run_id)
                 session.commit()
                 if values["status"] == RunStatus.queued:
                     requeued.append(str(run_id))
@@ -76,11 +86,14 @@ def resend_queued(
 
 
 def reconcile(db: Database, *, settings: Settings, enqueue: Enqueuer) -> list[str]:
-    """One reconciler pass: reap stale runs, then (re-)send what waits in queued."""
+    """One reconciler pass: reap stale runs, (re-)send what waits in queued, then housekeeping.
+    Returns the run ids sent."""
     requeued = reap_stale_runs(db, settings=settings)
     for run_id in requeued:
         try:
             enqueue(run_id)
         except Exception as exc:
             log.warning("reconciler: could not send run %s: %s", run_id, exc)
-    return requeued + resend_queued(db, settings=settings, enqueue=enqueue)
+    sent = requeued + resend_queued(db, settings=settings, enqueue=enqueue)
+    housekeeping.housekeep(db, settings)
+    return sent

@@ -196,7 +196,15 @@ def _train_claimed(attempt: Attempt) -> str:
     if attempt.lease_lost:
         raise LeaseLost(str(run.id))
     if result.stop_reason == "cancelled":
-        attempt.write({"status": RunStatus.cancelled, "finished_at": utcnow(), "lease_token": None})
+
+        def drop_checkpoints(session: Session) -> None:
+            # A cancelled run is never resumed: nothing to keep.
+            run_store.delete_checkpoints(session, run_id=run.id)
+
+        attempt.write(
+            {"status": RunStatus.cancelled, "finished_at": utcnow(), "lease_token": None},
+            drop_checkpoints,
+        )
         return RunStatus.cancelled.value
     return _finish(attempt, result)
 

@@ -17,7 +17,7 @@ from core import runs
 from core.auth import authenticate, create_api_key
 from core.config import Settings
 from core.datasets import create_dataset
-from core.runs import events, training
+from core.runs import events, lease, training
 from models import EpochEnd
 from store.session import Database
 from store.tables import RunEpoch
@@ -53,13 +53,13 @@ def submitted(db: Database, fast: Settings, tmp_path: Path) -> tuple[uuid.UUID, 
 
 
 def _slow_epochs(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    original = training.Attempt.on_epoch
+    original = lease.Attempt.on_epoch
 
     def on_epoch(self: Any, e: EpochEnd) -> None:
         original(self, e)
         time.sleep(seconds)
 
-    monkeypatch.setattr(training.Attempt, "on_epoch", on_epoch)
+    monkeypatch.setattr(lease.Attempt, "on_epoch", on_epoch)
 
 
 async def _collect(follow: events.Follow) -> list[RunEpoch | events.StatusNews]:
@@ -80,7 +80,7 @@ def test_follower_sees_each_epoch_once_while_a_worker_trains(
         await asyncio.sleep(0.1)  # the follower is waiting on a queued run
         assert watch.watching == 1
         # Waiting holds no connection: the pool has none checked out.
-        assert db.engine.pool.checkedout() == 0
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         worker = threading.Thread(target=training.run_training, args=(db, run_id),
                                   kwargs={"settings": fast})  # fmt: skip
         worker.start()

@@ -1,9 +1,10 @@
 """core.runs on both backends: the atomic claim, fencing, crash + resume from a checkpoint
 (each epoch exactly once, bit-identical to an uninterrupted run), corrupt checkpoints, user
-errors, cooperative cancel, and the reconciler."""
+errors, cooperative cancel, the reconciler, and which checkpoints a run keeps when it ends."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -74,6 +75,30 @@ def _run(db: Database, run_id: str) -> Run:
         row = run_store.get_run_unscoped(session, uuid.UUID(run_id))
         assert row is not None
         return row
+
+
+def _checkpoints(db: Database, run_id: str | uuid.UUID) -> list[int]:
+    """Epochs of the run's checkpoints, newest first."""
+    with db.read_session() as session:
+        rows = run_store.list_checkpoints(session, run_id=uuid.UUID(str(run_id)))
+        return [c.epoch for c in rows]
+
+
+def _add_checkpoints(db: Database, tenant: uuid.UUID, run_id: uuid.UUID, *epochs: int) -> None:
+    with db.session() as session:
+        for epoch in epochs:
+            blob = f"state {epoch}".encode()
+            session.add(
+                Checkpoint(
+                    tenant_id=tenant,
+                    run_id=run_id,
+                    epoch=epoch,
+                    blob=blob,
+                    sha256=hashlib.sha256(blob).hexdigest(),
+                    size_bytes=len(blob),
+                )
+            )
+        session.commit()
 
 
 def _history(db: Database, tenant: uuid.UUID, run_id: str) -> list[tuple[int, float]]:
@@ -212,6 +237,53 @@ def test_cancel_while_running(
     run = _run(db, run_id)
     assert run.status == RunStatus.cancelled and run.model_id is None and run.finished_at
     assert [e for e, _ in _history(db, tenant, run_id)] == [1, 2]
+    # A cancelled run is never resumed: its checkpoints (one per epoch here) are gone.
+    assert _checkpoints(db, run_id) == []
+
+
+def test_failed_run_keeps_only_its_latest_checkpoint(
+    db: Database,
+    tenant: uuid.UUID,
+    dataset: uuid.UUID,
+    svc_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = svc_settings.model_copy(update={"max_attempts": 1})
+    run_id = _submit(db, tenant, dataset, settings, epochs=6)
+    original = lease.Attempt.on_epoch
+
+    def on_epoch_then_break(self: lease.Attempt, e: EpochEnd) -> None:
+        original(self, e)
+        if e.epoch == 3:
+            raise RuntimeError("a bug, not the user's")
+
+    monkeypatch.setattr(lease.Attempt, "on_epoch", on_epoch_then_break)
+    assert training.run_training(db, run_id, settings=settings) == "failed"
+    assert _run(db, run_id).error_code == "internal_error"
+    assert _checkpoints(db, run_id) == [3]
+
+
+def test_cancelled_runs_keep_no_checkpoint(
+    db: Database, tenant: uuid.UUID, dataset: uuid.UUID, svc_settings: Settings
+) -> None:
+    later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
+    # Queued after an earlier attempt (checkpoints kept for its resume), then cancelled.
+    queued = uuid.UUID(_submit(db, tenant, dataset, svc_settings))
+    _add_checkpoints(db, tenant, queued, 1, 2)
+    with db.session() as session:
+        assert runs.cancel_run(session, tenant_id=tenant, run_id=queued) == RunStatus.cancelled
+    assert _checkpoints(db, queued) == []
+    # Cancel requested, then its worker died: the reaper ends it cancelled.
+    held = uuid.UUID(_submit(db, tenant, dataset, svc_settings))
+    with db.session() as session:
+        assert run_store.claim_run(session, run_id=held, token=uuid.uuid4(), now=utcnow())
+        session.commit()
+    _add_checkpoints(db, tenant, held, 1, 2)
+    with db.session() as session:
+        assert runs.cancel_run(session, tenant_id=tenant, run_id=held) == RunStatus.cancelling
+    assert runs.reap_stale_runs(db, settings=svc_settings, now=later) == []
+    assert _run(db, str(held)).status == RunStatus.cancelled
+    assert _checkpoints(db, held) == []
 
 
 def test_reaper_gives_up_after_max_attempts(
@@ -224,10 +296,12 @@ def test_reaper_gives_up_after_max_attempts(
             update(Run).where(Run.id == run_id).values(attempts=svc_settings.max_attempts)
         )
         session.commit()
+    _add_checkpoints(db, tenant, run_id, 4, 5)
     later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
     assert runs.reap_stale_runs(db, settings=svc_settings, now=later) == []
     run = _run(db, str(run_id))
     assert run.status == RunStatus.failed and run.error_code == "worker_lost"
+    assert _checkpoints(db, run_id) == [5]
 
 
 def test_resend_queued(

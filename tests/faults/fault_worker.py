@@ -36,8 +36,6 @@ if _visibility > 0:
         visibility_timeout=_visibility, unacked_restore_interval=1, unacked_restore_throttle=1
     )
     celery_app.conf.broker_transport_options = options
-    celery_app.conf.result_backend_transport_options = options
-    celery_app.conf.visibility_timeout = _visibility
 
 _original_on_epoch = lease.Attempt.on_epoch
 _original_should_stop = lease.Attempt.should_stop

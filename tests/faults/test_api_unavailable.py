@@ -12,7 +12,8 @@ from sqlalchemy import make_url
 
 from tests.conftest import PG_PORT
 from tests.e2e.helpers import wait_for
-from tests.faults.harness import TcpProxy, cluster, http
+from tests.faults.harness import cluster, http
+from tests.faults.proxy import TcpProxy
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 

@@ -3,14 +3,18 @@ loses every message, a stopped server). Redis here is our own throwaway redis-se
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from store.tables import Run
 from tests.e2e.helpers import wait_for
-from tests.faults.harness import cluster, dup_count, http, lost_count
+from tests.faults.harness import Cluster, cluster, dup_count, http, lost_count
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 
@@ -81,18 +85,48 @@ def test_f7_redis_restart_without_persistence_resends_from_database(tmp_path: Pa
 
 @pytest.mark.timeout(90)
 def test_f8_redis_stopped_mid_run(tmp_path: Path) -> None:
+    """SIGSTOP, not a crash: connections stay open and every broker call just waits. The run
+    in progress keeps training (it needs only the database); a run submitted meanwhile is
+    committed but reaches no worker until the server resumes."""
     with cluster(tmp_path) as c:
         c.start_api()
-        c.start_worker()
+        # A free pool child: a message that got through would start at once.
+        c.start_worker(concurrency=2)
         run_id = c.submit(epochs=20)
         c.wait_epoch(run_id, 2, timeout=30)
+        returned: list[float] = []
+
+        def submit_late() -> None:
+            c.submit(name="late", epochs=2)
+            returned.append(time.time())
+
         c.redis.pause()
         try:
-            time.sleep(4)
+            epoch_at_pause = max(e["epoch"] for e in c.events(run_id))
+            submitter = threading.Thread(target=submit_late, daemon=True)
+            submitter.start()
+            late = str(wait_for(lambda: _run_named(c, "late"), timeout=10, what="the late run"))
+            time.sleep(2.5)
+            # The pause had an effect: the late run waits, committed but not delivered...
+            assert (c.status(late), c.run(late).attempts) == ("queued", 0)
+            assert submitter.is_alive() and not returned
+            # ...while the run in progress kept committing epochs without the broker.
+            assert max(e["epoch"] for e in c.events(run_id)) > epoch_at_pause
         finally:
+            resumed_at = time.time()
             c.redis.resume()
-        assert c.wait_final([run_id], timeout=60) == {run_id: "succeeded"}
+        submitter.join(10)
+        assert returned and returned[0] >= resumed_at
+        assert c.wait_final([run_id, late], timeout=60) == {run_id: "succeeded", late: "succeeded"}
+        started = c.run(late).started_at
+        assert started is not None and started.timestamp() >= resumed_at
         events = c.events(run_id)
         assert dup_count(events) == 0
-        assert len({e["token"] for e in events}) == c.run(run_id).attempts
+        assert c.run(run_id).attempts == 1 and len({e["token"] for e in events}) == 1
         assert c.history(run_id) == list(range(1, 21))
+
+
+def _run_named(c: Cluster, name: str) -> uuid.UUID | None:
+    assert c.db is not None
+    with c.db.read_session() as session:
+        return session.scalars(select(Run.id).where(Run.name == name)).one_or_none()

@@ -18,12 +18,10 @@ def test_celery_settings(tmp_path) -> None:
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
     assert conf["worker_prefetch_multiplier"] == 1 and conf["task_ignore_result"]
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
-    for place in (
-        conf["broker_transport_options"]["visibility_timeout"],
-        conf["result_backend_transport_options"]["visibility_timeout"],
-        conf["visibility_timeout"],
-    ):
-        assert place > conf["task_time_limit"]
+    assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"]
+    # Set once, where kombu reads it: no result backend, no top-level copy to drift apart.
+    assert not {"visibility_timeout", "result_backend_transport_options"} & conf.keys()
+    assert not any(key.startswith("result_") for key in conf)
 
 
 def test_embedded_broker_is_a_folder(tmp_path) -> None:
@@ -55,26 +53,45 @@ def test_task_is_registered_by_name_and_trains(
 
 
 def test_reliability_settings_reach_the_worker_app_and_task(tmp_path) -> None:
-    """C1-C4/C11: the settings are on the app the worker runs and on the task itself, the
-    visibility timeout is the same in all three places, and connection loss cancels late-ack
-    tasks (the DB lease then decides who trains)."""
+    """The settings are on the app the worker runs and on the task itself, and a lost broker
+    connection does not terminate a running late-ack task (the database decides completion;
+    tests/faults/test_broker_restart.py shows what that buys)."""
     from worker.app import create_celery
 
     settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/9")
     app = create_celery(settings)
     app.loader.import_default_modules()
     conf = app.conf
-    assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is False
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert conf.accept_content == ["json"]
-    assert conf.task_serializer == conf.result_serializer == conf.event_serializer == "json"
-    visibility = {
-        conf.broker_transport_options["visibility_timeout"],
-        conf.result_backend_transport_options["visibility_timeout"],
-        conf.visibility_timeout,
-    }
-    assert len(visibility) == 1 and visibility.pop() > conf.task_time_limit
+    assert conf.task_serializer == conf.event_serializer == "json"
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    assert conf.result_backend is None and conf.task_ignore_result
     assert conf.task_soft_time_limit < conf.task_time_limit
     task = app.tasks[TRAIN_TASK]
     assert task.acks_late and task.reject_on_worker_lost
+
+
+def test_embedded_broker_has_no_visibility_timeout(tmp_path) -> None:
+    # Only Redis redelivers on a visibility timeout; the folder transport has none to set.
+    conf = celery_config(Settings(data_dir=tmp_path))
+    assert "visibility_timeout" not in conf["broker_transport_options"]
+
+
+def test_celery_notice_about_the_6_0_default_is_dropped(tmp_path) -> None:
+    import logging
+
+    from worker.app import create_celery
+
+    create_celery(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/9"))
+    warnings_log = logging.getLogger("py.warnings")
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("py.warnings", logging.WARNING, __file__, 1, message, None, None)
+
+    notice = "consumer.py:427: CPendingDeprecationWarning: \nIn Celery 5.1 we introduced an "
+    notice += "optional breaking change which\non connection loss cancels all currently ..."
+    assert not warnings_log.filter(record(notice))
+    assert warnings_log.filter(record("any other warning"))

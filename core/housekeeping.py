@@ -1,0 +1,77 @@
+"""Housekeeping: what nothing else removes. Temporary uploads left by an API process that died
+mid-request, and checkpoints of runs that ended (a failed run keeps its latest one for
+``failed_checkpoint_retention_seconds``). Called by every reconciler pass
+(core.runs.reconcile) and once when an API process starts; each function is idempotent, so
+several API replicas may run it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from core.config import Settings
+from store import runs as run_store
+from store.base import utcnow
+from store.session import Database
+
+log = logging.getLogger(__name__)
+
+# api/uploads.py spools each upload to <data_dir>/uploads/upload-<random>.part.
+UPLOAD_GLOB = "upload-*.part"
+
+
+def uploads_folder(settings: Settings) -> Path:
+    return settings.data_dir / "uploads"
+
+
+def sweep_stale_uploads(settings: Settings, *, now: float | None = None) -> list[Path]:
+    """Remove temporary uploads untouched for ``stale_upload_seconds``. A live request writes
+    its file as the body arrives and reads it back within the parse budget, so a file that old
+    belongs to no request. Returns the files removed."""
+    cutoff = (time.time() if now is None else now) - settings.stale_upload_seconds
+    removed: list[Path] = []
+    try:
+        candidates = list(uploads_folder(settings).glob(UPLOAD_GLOB))
+    except OSError:  # no folder yet (nothing uploaded), or unreadable: nothing to do
+        return removed
+    for path in candidates:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue  # its request (or another replica) removed it meanwhile
+    if removed:
+        log.info("housekeeping: removed %d stale upload file(s)", len(removed))
+    return removed
+
+
+def purge_expired_checkpoints(
+    db: Database, settings: Settings, *, now: datetime | None = None
+) -> int:
+    """Delete checkpoints no run will resume from: any left on succeeded or cancelled runs, and
+    a failed run's once ``failed_checkpoint_retention_seconds`` have passed since it ended.
+    Returns how many were deleted."""
+    now = now or utcnow()
+    failed_before = now - timedelta(seconds=settings.failed_checkpoint_retention_seconds)
+    with db.session() as session:
+        deleted = run_store.delete_finished_checkpoints(session, failed_before=failed_before)
+        session.commit()
+    if deleted:
+        log.info("housekeeping: deleted %d checkpoint(s) of finished runs", deleted)
+    return deleted
+
+
+def housekeep(db: Database, settings: Settings) -> None:
+    """Both sweeps, each on its own: one failing (an unreadable uploads folder, a database
+    hiccup) neither stops the other nor fails the caller, whose own work is done."""
+    try:
+        sweep_stale_uploads(settings)
+    except Exception as exc:
+        log.warning("housekeeping: upload sweep failed: %s", exc)
+    try:
+        purge_expired_checkpoints(db, settings)
+    except Exception as exc:
+        log.warning("housekeeping: checkpoint purge failed: %s", exc)
