@@ -54,28 +54,30 @@ def multipart_body(
     yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def drive_upload(
+def drive(
     app: Any,
-    body: Iterable[bytes],
+    path: str,
+    chunks: Iterable[bytes],
     *,
     key: str | None,
     content_length: int | None = None,
-    path: str = "/v1/datasets",
+    content_type: str = "application/json",
 ) -> tuple[int, dict[str, Any], dict[str, str], int]:
-    """POST ``body`` chunk by chunk through the ASGI interface; returns
-    (status, json body, headers, request bytes the app consumed)."""
-    headers = [(b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode())]
+    """POST ``chunks`` through the ASGI interface, one ``receive`` each; returns (status, json
+    body, headers, request bytes the app pulled). TestClient would buffer the whole body first,
+    so it could not show how far the app read."""
+    headers = [(b"content-type", content_type.encode())]
     if key is not None:
         headers.append((b"authorization", f"Bearer {key}".encode()))
     if content_length is not None:
         headers.append((b"content-length", str(content_length).encode()))
-    chunks = iter(body)
+    source = iter(chunks)
     consumed = 0
-    response: dict[str, Any] = {"body": bytearray()}
+    answer: dict[str, Any] = {"body": bytearray()}
 
     async def receive() -> dict[str, Any]:
         nonlocal consumed
-        chunk = next(chunks, None)
+        chunk = next(source, None)
         if chunk is None:
             return {"type": "http.request", "body": b"", "more_body": False}
         consumed += len(chunk)
@@ -83,10 +85,10 @@ def drive_upload(
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            response["status"] = message["status"]
-            response["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
         elif message["type"] == "http.response.body":
-            response["body"] += message.get("body", b"")
+            answer["body"] += message.get("body", b"")
 
     scope = {
         "type": "http",
@@ -103,9 +105,19 @@ def drive_upload(
         "server": ("testserver", 80),
         "state": {},
     }
+    anyio.run(app, scope, receive, send)
+    body = orjson.loads(bytes(answer["body"])) if answer["body"] else {}
+    return answer["status"], body, answer["headers"], consumed
 
-    async def main() -> None:
-        await app(scope, receive, send)
 
-    anyio.run(main)
-    return response["status"], orjson.loads(bytes(response["body"])), response["headers"], consumed
+def drive_upload(
+    app: Any,
+    body: Iterable[bytes],
+    *,
+    key: str | None,
+    content_length: int | None = None,
+    path: str = "/v1/datasets",
+) -> tuple[int, dict[str, Any], dict[str, str], int]:
+    """A multipart upload through :func:`drive`."""
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    return drive(app, path, body, key=key, content_length=content_length, content_type=content_type)

@@ -10,7 +10,6 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-import anyio
 import orjson
 import pytest
 
@@ -22,7 +21,7 @@ from api.app import create_app
 from core import auth
 from core.config import Settings
 from store.session import Database
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, drive
 from tests.api.runs_fixtures import SPEC, api, dataset_id, sent, submit
 
 __all__ = ["api", "dataset_id", "sent"]
@@ -263,61 +262,6 @@ def test_authenticated_and_counted_once_per_request(
     assert lookups == [tenant_key] * 3  # auth_cache_seconds=0 in the test settings
     limited = client.get("/v1/runs", headers=bearer(tenant_key))
     assert limited.status_code == 429 and _error(limited)["code"] == "rate_limited"
-
-
-def drive(
-    app: Any,
-    path: str,
-    chunks: Iterable[bytes],
-    *,
-    key: str | None,
-    content_length: int | None = None,
-    content_type: str = "application/json",
-) -> tuple[int, dict[str, Any], dict[str, str], int]:
-    """POST ``chunks`` through the ASGI interface; returns (status, json body, headers, request
-    bytes the app pulled). TestClient would buffer the whole body first."""
-    headers = [(b"content-type", content_type.encode())]
-    if key is not None:
-        headers.append((b"authorization", f"Bearer {key}".encode()))
-    if content_length is not None:
-        headers.append((b"content-length", str(content_length).encode()))
-    source = iter(chunks)
-    consumed = 0
-    answer: dict[str, Any] = {"body": bytearray()}
-
-    async def receive() -> dict[str, Any]:
-        nonlocal consumed
-        chunk = next(source, None)
-        if chunk is None:
-            return {"type": "http.request", "body": b"", "more_body": False}
-        consumed += len(chunk)
-        return {"type": "http.request", "body": chunk, "more_body": True}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
-        elif message["type"] == "http.response.body":
-            answer["body"] += message.get("body", b"")
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-        "state": {},
-    }
-    anyio.run(app, scope, receive, send)
-    body = orjson.loads(bytes(answer["body"])) if answer["body"] else {}
-    return answer["status"], body, answer["headers"], consumed
 
 
 def endless(chunk: int = 64 * KiB) -> Iterable[bytes]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import schemathesis
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -36,6 +37,17 @@ CHECKS = [
 
 # Sends a case with the given headers and returns schemathesis' response.
 Call = Callable[[Any, dict[str, str]], Any]
+
+
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings of every fuzz run: reproducible cases, no time limit per case."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def app_schema(*, live: bool = False) -> Any:

@@ -8,14 +8,13 @@ import warnings
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 
 from api.app import create_app
 from core.config import Settings
 from store.session import Database
 from tests.api.runs_fixtures import Sent
 from tests.security.conftest import make_tenant
-from tests.security.fuzzing import World, app_schema, check_case
+from tests.security.fuzzing import World, app_schema, check_case, fuzz_settings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -41,12 +40,6 @@ schema = app_schema()
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(MAX_EXAMPLES)
 def test_fuzz_as_a_foreign_tenant(case: Any, world: World, fuzz_app: Any) -> None:
     check_case(case, world, lambda c, headers: c.call(app=fuzz_app, headers=headers))

@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from hypothesis import HealthCheck, Phase, settings
 
 from tests.security.conftest import make_tenant
-from tests.security.fuzzing import World, app_schema, check_case
+from tests.security.fuzzing import World, app_schema, check_case, fuzz_settings
 from tests.security.live import LiveApi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -53,13 +52,7 @@ schema = app_schema(live=True)
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(MAX_EXAMPLES)
 def test_fuzz_live_as_a_foreign_tenant(case: Any, live_world: LiveWorld) -> None:
     def call(c: Any, headers: dict[str, str]) -> Any:
         return c.call(
