@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.errors import install_error_handlers
 from api.middleware import EdgeMiddleware
-from api.routes import datasets, health, models, runs
+from api.routes import datasets, events, health, models, runs
 from api.routes.health import package_version
 from api.schemas import PredictIn
 from core import housekeeping
@@ -24,6 +24,7 @@ from core.auth import PrincipalCache
 from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
 from core.predictions import ModelCache
+from core.runs.events import RunWatch
 from store.session import Database
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def create_app(
         sender = CelerySender(settings)
         enqueue = sender
     run_reconciler = reconcile and settings.reconcile_every_seconds > 0
+    run_watch = RunWatch(db, settings)
     send: Enqueuer = enqueue
 
     async def reconciler() -> None:
@@ -74,6 +76,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await run_watch.stop()
             if sender is not None:
                 sender.close()
             db.dispose()
@@ -90,12 +93,14 @@ def create_app(
     app.state.enqueue = send
     app.state.model_cache = ModelCache(settings.predict_cache_size)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
+    app.state.run_watch = run_watch
     install_error_handlers(app, retry_after=settings.retry_after_seconds)
     # Authentication and the body caps, before routing and before any body is read.
     app.add_middleware(EdgeMiddleware, api=app)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(runs.router)
+    app.include_router(events.router)
     app.include_router(models.router)
     _document_predict_body(app)
     return app

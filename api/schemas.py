@@ -80,6 +80,8 @@ _INT64 = 2**63
 # Epoch numbers are 32-bit integer columns; a query past this is refused (422) before it reaches
 # PostgreSQL, which would otherwise fail the statement (NumericValueOutOfRange).
 MAX_EPOCH = 2**31 - 1
+# The longest a long poll may hold a request (API.md: S <= 60).
+MAX_WAIT_SECONDS = 60
 
 
 def _storable(value: Any, path: str = "") -> None:
@@ -209,6 +211,14 @@ class RunOut(BaseModel):
             finished_at=run.finished_at,
             model_id=run.model_id,
         )
+
+
+class RunStatusEvent(BaseModel):
+    """The data of an SSE ``status`` event."""
+
+    status: RunStatusName
+    error: RunError | None
+    model_id: uuid.UUID | None
 
 
 class RunPage(BaseModel):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+import anyio.to_thread
+from fastapi import APIRouter, Header, Query, Request
 
 from api.deps import EnqueueDep, PrincipalDep, ReadSession, SettingsDep, WriteSession
 from api.schemas import (
     MAX_EPOCH,
+    MAX_WAIT_SECONDS,
     CancelOut,
     EpochOut,
     ErrorResponse,
@@ -21,6 +23,7 @@ from api.schemas import (
 )
 from core import runs
 from core.pagination import MAX_PAGE_SIZE
+from core.runs import events
 
 # Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
 router = APIRouter(
@@ -111,8 +114,39 @@ def list_runs(
 
 
 @router.get("/{run_id:uuid}", responses={401: _401, 404: _404})
-def get_run(run_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> RunOut:
-    return RunOut.from_row(runs.get_run(session, tenant_id=principal.tenant_id, run_id=run_id))
+async def get_run(
+    run_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    wait_seconds: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Long poll: answer as soon as the run has an epoch after `after_epoch` "
+            "or is final, or after this many seconds",
+        ),
+    ] = None,
+    after_epoch: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_EPOCH, description="With wait_seconds (default: the current epoch)"),
+    ] = None,
+) -> RunOut:
+    state = request.app.state
+    if wait_seconds is None:
+        run = await anyio.to_thread.run_sync(
+            lambda: events.current_run(state.db, tenant_id=principal.tenant_id, run_id=run_id)
+        )
+    else:
+        run = await events.long_poll(
+            state.run_watch,
+            state.db,
+            tenant_id=principal.tenant_id,
+            run_id=run_id,
+            wait_seconds=wait_seconds,
+            after_epoch=after_epoch,
+        )
+    return RunOut.from_row(run)
 
 
 @router.get("/{run_id:uuid}/history", responses={401: _401, 404: _404})

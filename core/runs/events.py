@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from store.tables import FINISHED_RUN_STATUSES, Run, RunEpoch
 log = logging.getLogger(__name__)
 
 CHANNEL = "descent:runs"
+_QUIET_AFTER_FAILURE_SECONDS = 5.0
 Publisher = Callable[[uuid.UUID], None]
 
 
@@ -43,17 +46,30 @@ def no_publisher(_run_id: uuid.UUID) -> None:
 
 def make_publisher(settings: Settings) -> Publisher:
     """Publishes a run id after a commit. Best effort by design: a lost wake-up costs a client
-    one poll interval, never data, so a Redis error is logged and swallowed."""
+    one poll interval, never data, so a Redis error is logged and swallowed. One per broker
+    URL and process (a worker trains many runs on one connection)."""
     if not _is_redis(settings.broker_url):
         return no_publisher
+    return _redis_publisher(settings.broker_url)
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_publisher(url: str) -> Publisher:
     from core.limits import redis_client
 
-    client = redis_client(settings.broker_url)
+    client = redis_client(url)
+    quiet_until = 0.0
 
     def publish(run_id: uuid.UUID) -> None:
+        nonlocal quiet_until
+        # After a failure, stay quiet a while: each try against a Redis that is down costs
+        # up to the client's timeout, and training must not wait on news.
+        if time.monotonic() < quiet_until:
+            return
         try:
             client.publish(CHANNEL, str(run_id))
         except Exception as exc:  # redis.RedisError and socket errors alike
+            quiet_until = time.monotonic() + _QUIET_AFTER_FAILURE_SECONDS
             log.debug("could not publish news of run %s: %s", run_id, exc)
 
     return publish
@@ -152,10 +168,43 @@ async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Run:
             while True:
                 news.clear()
                 progress = await follow._read()
-                if progress.epochs or progress.final:
+                # The run row's epoch, not the epochs read after it: the answer must show the
+                # epoch it was woken for (both are written in one transaction).
+                if progress.run.epoch > follow.after_epoch or progress.final:
                     return progress.run
                 await news.wait()
     return (await follow._read()).run
+
+
+def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    """The run as it is now (one short read transaction; call it in a worker thread)."""
+    with db.read_session() as session:
+        run = run_store.get_run(session, tenant_id=tenant_id, run_id=run_id)
+        if run is None:
+            raise NotFound("run not found", code="run_not_found")
+        session.expunge(run)
+    return run
+
+
+async def long_poll(
+    watch: RunWatch,
+    db: Database,
+    *,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    wait_seconds: float,
+    after_epoch: int | None,
+) -> Run:
+    """``GET /v1/runs/{id}?wait_seconds=S&after_epoch=N``: the run once it has an epoch after N
+    (default: the epoch it is at now, so the answer comes with the next one) or is final, or
+    as it is after S seconds."""
+    if after_epoch is None:
+        now = await anyio.to_thread.run_sync(
+            lambda: current_run(db, tenant_id=tenant_id, run_id=run_id)
+        )
+        after_epoch = now.epoch
+    follow = Follow(watch=watch, db=db, tenant_id=tenant_id, run_id=run_id, after_epoch=after_epoch)
+    return await wait_for_news(follow, wait_seconds=wait_seconds)
 
 
 class RunWatch:
@@ -176,9 +225,14 @@ class RunWatch:
         return sum(len(events) for events in self._waiters.values())
 
     async def start(self) -> None:
-        """Started by the first subscriber (so an app that never streams polls nothing)."""
-        if self._tasks:
+        """Started by the first subscriber (so an app that never streams polls nothing), and
+        again if its tasks ended with the event loop they ran on (an in-process test client
+        runs each request on a loop of its own)."""
+        loop = asyncio.get_running_loop()
+        if self._tasks and all(t.get_loop() is loop and not t.done() for t in self._tasks):
             return
+        self._tasks.clear()
+        self._subscribed = False
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="run-watch-poll"))
         if self._redis_url is not None:
             self._tasks.append(asyncio.create_task(self._listen(), name="run-watch-redis"))
@@ -274,6 +328,8 @@ __all__ = [
     "Publisher",
     "RunWatch",
     "StatusNews",
+    "current_run",
+    "long_poll",
     "make_publisher",
     "no_publisher",
     "read_progress",

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.runs.events import Publisher, no_publisher
 from models import EpochEnd
 from store import runs as run_store
 from store.base import utcnow
@@ -74,6 +75,8 @@ class Attempt:
     last_heartbeat: float = field(default_factory=time.monotonic)
     cancel_requested: bool = False
     lease_lost: bool = False
+    # Tells the API processes that watch this run to look again (core.runs.events).
+    publish: Publisher = no_publisher
 
     def write(self, values: dict[str, Any], extra: Callable[[Session], None] | None = None) -> None:
         with self.db.session() as session:
@@ -86,6 +89,8 @@ class Attempt:
             if extra is not None:
                 extra(session)
             session.commit()
+        if "epoch" in values or "status" in values:  # news; a bare heartbeat is not
+            self.publish(self.run.id)
 
     def should_stop(self) -> bool:
         """Polled between batches: a cheap read at most every cancel_poll_seconds."""

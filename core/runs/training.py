@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core import datasets as dataset_service
 from core.config import Settings, get_settings
 from core.errors import DescentError
+from core.runs import events
 from core.runs.lease import Attempt, LeaseLost, claim, fail
 from models import (
     ArtifactError,
@@ -101,7 +102,9 @@ def run_training(
     if claimed is None:
         return "skipped"
     run, token = claimed
-    attempt = Attempt(db=db, run=run, token=token, settings=settings)
+    publish = events.make_publisher(settings)
+    publish(run.id)  # queued -> running
+    attempt = Attempt(db=db, run=run, token=token, settings=settings, publish=publish)
     try:
         return _train_claimed(attempt)
     except LeaseLost:

@@ -1,0 +1,188 @@
+"""Pushed progress in process, on SQLite and PostgreSQL: ``GET /v1/runs/{id}/events`` (SSE) and
+the long poll ``GET /v1/runs/{id}?wait_seconds=``. The worker is ``run_training`` in a thread,
+committing epochs while the stream is open; tests/e2e covers real processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from typing import Any
+
+import orjson
+import pytest
+
+from api.app import create_app
+from core.config import Settings
+from store.session import Database
+from tests.api.conftest import bearer
+from tests.api.runs_fixtures import SPEC, Sent, dataset_id, sent, submit, work
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+__all__ = ["dataset_id", "sent"]  # fixtures used by the tests below
+
+SLOW_SPEC = {**SPEC, "epochs": 12}
+
+
+@pytest.fixture
+def api(settings: Settings, db: Database, sent: Sent) -> TestClient:
+    fast = settings.model_copy(update={"events_poll_seconds": 0.05})
+    return TestClient(create_app(fast, database=db, enqueue=sent))
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Frames of an event stream: {"event", "id", "data"} (data decoded), or {"comment"}."""
+    frames: list[dict[str, Any]] = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        if not block.strip():
+            continue
+        frame: dict[str, Any] = {}
+        for line in block.split("\n"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "":
+                frame["comment"] = value
+            elif field == "data":
+                frame["data"] = orjson.loads(value)
+            else:
+                frame[field] = value
+        frames.append(frame)
+    return frames
+
+
+def _stream(api: TestClient, key: str, run_id: str, **kwargs: Any) -> list[dict[str, Any]]:
+    with api.stream("GET", f"/v1/runs/{run_id}/events", headers=bearer(key), **kwargs) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        return parse_sse(r.read().decode())
+
+
+def _epochs(frames: list[dict[str, Any]]) -> list[int]:
+    numbers = [f["data"]["epoch"] for f in frames if f.get("event") == "epoch"]
+    assert [int(f["id"]) for f in frames if f.get("event") == "epoch"] == numbers
+    return numbers
+
+
+def _statuses(frames: list[dict[str, Any]]) -> list[str]:
+    return [f["data"]["status"] for f in frames if f.get("event") == "status"]
+
+
+def test_finished_run_replays_every_epoch_then_its_status_and_closes(
+    api: TestClient, tenant_key: str, dataset_id: str, db: Database, settings: Settings
+) -> None:
+    run_id = submit(api, tenant_key, dataset_id).json()["id"]
+    assert work(db, settings, run_id) == "succeeded"
+    frames = _stream(api, tenant_key, run_id)
+    assert _epochs(frames) == [1, 2, 3, 4]
+    history = api.get(f"/v1/runs/{run_id}/history", headers=bearer(tenant_key)).json()
+    assert [f["data"] for f in frames if f.get("event") == "epoch"] == history["epochs"]
+    final = frames[-1]
+    assert final["event"] == "status" and final["data"]["status"] == "succeeded"
+    model_id = api.get(f"/v1/runs/{run_id}", headers=bearer(tenant_key)).json()["model_id"]
+    assert final["data"]["model_id"] == model_id and final["data"]["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ({"headers_extra": {"Last-Event-ID": "2"}}, [3, 4]),
+        ({"params": {"after_epoch": 3}}, [4]),
+        ({"headers_extra": {"Last-Event-ID": "4"}}, []),
+    ],
+    ids=["last-event-id", "after_epoch", "all-seen"],
+)
+def test_resume_point_replays_only_what_follows(
+    api: TestClient,
+    tenant_key: str,
+    dataset_id: str,
+    db: Database,
+    settings: Settings,
+    how: dict[str, Any],
+    expected: list[int],
+) -> None:
+    run_id = submit(api, tenant_key, dataset_id).json()["id"]
+    assert work(db, settings, run_id) == "succeeded"
+    headers = {**bearer(tenant_key), **how.get("headers_extra", {})}
+    path = f"/v1/runs/{run_id}/events"
+    with api.stream("GET", path, headers=headers, params=how.get("params")) as response:
+        frames = parse_sse(response.read().decode())
+    assert _epochs(frames) == expected
+    assert _statuses(frames) == ["succeeded"]
+
+
+def test_live_stream_sees_each_epoch_once_in_order_while_a_worker_trains(
+    api: TestClient, tenant_key: str, dataset_id: str, db: Database, settings: Settings
+) -> None:
+    run_id = submit(api, tenant_key, dataset_id, spec=SLOW_SPEC).json()["id"]
+    worker = threading.Timer(0.3, work, args=(db, settings, run_id))
+    worker.start()
+    try:
+        frames = _stream(api, tenant_key, run_id)
+    finally:
+        worker.join()
+    assert _epochs(frames) == list(range(1, 13))
+    # The stream opened on a queued run and saw it start and end.
+    assert _statuses(frames) == ["queued", "running", "succeeded"]
+    # Status news came in order with the epochs: running before the first epoch.
+    kinds = [f.get("event") for f in frames if "event" in f]
+    assert kinds.index("epoch") > kinds.index("status")
+
+
+def test_stream_errors_are_plain_http_answers(
+    api: TestClient, tenant_key: str, other_key: str, dataset_id: str
+) -> None:
+    run_id = submit(api, tenant_key, dataset_id).json()["id"]
+    foreign = api.get(f"/v1/runs/{run_id}/events", headers=bearer(other_key))
+    missing = api.get(
+        f"/v1/runs/{'0' * 8}-0000-0000-0000-{'0' * 12}/events", headers=bearer(other_key)
+    )
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json() == missing.json()
+    assert api.get(f"/v1/runs/{run_id}/events").status_code == 401
+    bad = api.get(
+        f"/v1/runs/{run_id}/events", headers={**bearer(tenant_key), "Last-Event-ID": "soon"}
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "Last-Event-ID"
+
+
+def test_long_poll_waits_for_news_or_the_time_limit(
+    api: TestClient, tenant_key: str, dataset_id: str, db: Database, settings: Settings
+) -> None:
+    run_id = submit(api, tenant_key, dataset_id, spec=SLOW_SPEC).json()["id"]
+    headers = bearer(tenant_key)
+    # Nothing happens: the answer comes after the wait, with the run as it is.
+    started = time.monotonic()
+    quiet = api.get(f"/v1/runs/{run_id}", headers=headers, params={"wait_seconds": 0.6})
+    assert time.monotonic() - started >= 0.55
+    assert quiet.json()["status"] == "queued"
+    # An epoch arrives during the wait: the answer comes with it, long before the limit.
+    worker = threading.Timer(0.3, work, args=(db, settings, run_id))
+    worker.start()
+    try:
+        started = time.monotonic()
+        news = api.get(
+            f"/v1/runs/{run_id}", headers=headers, params={"wait_seconds": 30, "after_epoch": 0}
+        )
+        waited = time.monotonic() - started
+    finally:
+        worker.join()
+    assert news.status_code == 200 and news.json()["progress"]["epoch"] >= 1
+    assert waited < 15
+    # A final run answers at once.
+    started = time.monotonic()
+    done = api.get(f"/v1/runs/{run_id}", headers=headers, params={"wait_seconds": 30})
+    assert done.json()["status"] == "succeeded" and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "params", [{"wait_seconds": 61}, {"wait_seconds": -1}, {"after_epoch": -1}]
+)
+def test_long_poll_parameters_are_bounded(
+    api: TestClient, tenant_key: str, dataset_id: str, params: dict[str, Any]
+) -> None:
+    run_id = submit(api, tenant_key, dataset_id).json()["id"]
+    response = api.get(f"/v1/runs/{run_id}", headers=bearer(tenant_key), params=params)
+    assert response.status_code == 422
