@@ -28,7 +28,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from descent.encoding import FileFactory, upload_files
@@ -99,7 +100,8 @@ class Client:
         each attempt), any other error answer raises its ``descent.errors`` type."""
         retrying = Retrying(
             retry=retry_if_exception_type((RateLimited, Unavailable)),
-            wait=_retry_wait(wait_exponential_jitter(initial=0.5, max=20)),
+            # Exponential from 0.5 s up to 20 s, plus up to 1 s of jitter (every tenacity 8-9).
+            wait=_retry_wait(wait_exponential(multiplier=0.5, max=20) + wait_random(0, 1)),
             stop=stop_after_attempt(self._retries + 1) | stop_after_delay(self._max_retry_seconds),
             reraise=True,
         )

@@ -174,6 +174,14 @@ class Model(_Resource):
                 probabilities = (probabilities or []) + answer["probabilities"]
         return predictions, probabilities
 
+    def predict_with_proba(
+        self, X: Any
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """Predictions and (for a classifier) probabilities from one pass over ``X``."""
+        predictions, probabilities = self._predict(X)
+        proba = np.asarray(probabilities, dtype=np.float64) if probabilities is not None else None
+        return np.asarray(predictions), proba
+
     def predict(self, X: Any) -> np.ndarray[Any, Any]:
         """Class names (classification) or values (regression), one per row of ``X``."""
         return np.asarray(self._predict(X)[0])

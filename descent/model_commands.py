@@ -61,6 +61,19 @@ class _Table:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+def _model_columns(rows: Any, features: list[str]) -> Any:
+    """A table with every feature and more (a held-out file with its label, say): the other
+    columns are left out, and the user is told which."""
+    if not isinstance(rows, _Table):
+        return rows
+    extra = [c for c in rows.columns if c not in features]
+    if not extra or any(f not in rows.columns for f in features):
+        return rows  # the server names what is missing or unknown
+    click.echo(f"ignoring columns the model does not use: {', '.join(extra)}", err=True)
+    where = [rows.columns.index(f) for f in features]
+    return _Table(features, [[row[i] for i in where] for row in rows.rows])
+
+
 def _cell(value: str) -> Any:
     stripped = value.strip()
     if stripped == "":
@@ -92,8 +105,10 @@ def models_predict(
     rows = read_inputs(input_path)
     with make_client(url, key) as client:
         model = client.model(model_id)
-        predictions = model.predict(rows).tolist()
-        probabilities = model.predict_proba(rows).tolist() if model.classes else None
+        rows = _model_columns(rows, model.feature_names)
+        values, proba = model.predict_with_proba(rows)
+        predictions = values.tolist()
+        probabilities = proba.tolist() if proba is not None else None
     if as_json:
         body = {"model_id": model.id, "predictions": predictions,
                 "probabilities": probabilities, "classes": model.classes}  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow
 from tests.e2e.helpers import (
     free_port,
     process,
@@ -52,6 +53,9 @@ def test_descent_serve_trains_and_predicts(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}" in log.read_text()
         wait_healthy(base, serve, log)
         train_digits_through_api(base, key)
+        dataset_id = client_flow(base, key, tmp_path)
+        cli_runner_flow(base, key, dataset_id)
+        cli_flow(base, key, tmp_path)
         # Ctrl-C (SIGINT to the foreground group) stops the API and the worker.
         code = stop_group(serve, signal.SIGINT)
         assert code is not None
