@@ -25,6 +25,7 @@ from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
 from core.predictions import ModelCache
 from core.runs.events import RunWatch
+from models.spec import TrainingSpec
 from store.session import Database
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(models.router)
-    _document_predict_body(app)
+    _document_hand_parsed_schemas(app)
     return app
 
 
@@ -114,9 +115,10 @@ def serve_app() -> FastAPI:
     return create_app(settings, broker_check=sender.check, enqueue=sender, reconcile=True)
 
 
-def _document_predict_body(app: FastAPI) -> None:
-    """The predict route parses its body by hand (orjson -> numpy); its schema is still
-    published, under components/schemas/PredictIn."""
+def _document_hand_parsed_schemas(app: FastAPI) -> None:
+    """Bodies parsed by hand are still published: predict's (orjson -> numpy) under
+    components/schemas/PredictIn, and the TrainingSpec the service validates under
+    components/schemas/TrainingSpec (api.schemas.SpecJson refers to it)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -127,9 +129,10 @@ def _document_predict_body(app: FastAPI) -> None:
                 routes=app.routes,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            predict = PredictIn.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(predict.pop("$defs", {}))
-            components["PredictIn"] = predict
+            for name, model in (("PredictIn", PredictIn), ("TrainingSpec", TrainingSpec)):
+                published = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(published.pop("$defs", {}))
+                components[name] = published
             app.openapi_schema = schema
         return app.openapi_schema
 

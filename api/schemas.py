@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from models.vocabulary import Task
 from store.tables import DatasetFormat
@@ -76,6 +76,13 @@ _SPEC_EXAMPLE: dict[str, Any] = {
 }
 
 
+# A spec travels as a plain dict (the service validates it, so errors name ``spec.<field>``), but
+# the OpenAPI document publishes the full TrainingSpec: every field, enum and default
+# (api.app adds the schema to the components).
+SpecJson = Annotated[
+    dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/TrainingSpec"}]})
+]
+
 _INT64 = 2**63
 # Epoch numbers are 32-bit integer columns; a query past this is refused (422) before it reaches
 # PostgreSQL, which would otherwise fail the statement (NumericValueOutOfRange).
@@ -133,9 +140,9 @@ class RunIn(BaseModel):
     dataset_id: uuid.UUID
     name: str | None = Field(default=None, max_length=200)
     # Validated by the service against the TrainingSpec vocabulary (errors name spec.<field>).
-    spec: dict[str, Any] = Field(
+    spec: SpecJson = Field(
         default_factory=dict,
-        description="TrainingSpec (see API.md); unknown fields are rejected",
+        description="TrainingSpec: every field optional; unknown fields are rejected",
     )
 
     @field_validator("spec")
@@ -151,7 +158,7 @@ class RunIn(BaseModel):
 
 
 class ValidateOut(BaseModel):
-    spec: dict[str, Any]
+    spec: SpecJson
     n_parameters: int
     flops_per_epoch: int
     estimated_seconds: float | None
@@ -175,7 +182,7 @@ class RunOut(BaseModel):
     name: str | None
     dataset_id: uuid.UUID | None
     status: RunStatusName
-    spec: dict[str, Any]
+    spec: SpecJson
     progress: Progress
     latest: dict[str, float | None]
     attempts: int

@@ -11,12 +11,18 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import PrincipalDep
-from api.schemas import MAX_EPOCH, EpochOut, ErrorResponse, RunError, RunStatusEvent
+from api.schemas import MAX_EPOCH, EpochOut, RunError, RunStatusEvent
 from core.errors import InvalidInput
 from core.runs import events
 from store.tables import RunEpoch
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+def _json_error(description: str) -> dict[str, Any]:
+    # Spelled out: a ``model`` here would be documented as text/event-stream, the route's type.
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _resume_point(after_epoch: int | None, last_event_id: str | None) -> int:
@@ -64,8 +70,9 @@ async def _stream_start(
             "epoch after the resume point, `event: status` (data: status, error, model_id) on "
             "every status change, a comment at least every 15 s; closes after a final status.",
         },
-        401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
-        404: {"model": ErrorResponse, "description": "No such run (or not yours)"},
+        401: _json_error("Missing or invalid API key"),
+        404: _json_error("No such run (or not yours)"),
+        422: _json_error("after_epoch or Last-Event-ID is not an epoch number"),
     },
 )
 async def run_events(

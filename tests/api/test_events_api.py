@@ -186,3 +186,18 @@ def test_long_poll_parameters_are_bounded(
     run_id = submit(api, tenant_key, dataset_id).json()["id"]
     response = api.get(f"/v1/runs/{run_id}", headers=bearer(tenant_key), params=params)
     assert response.status_code == 422
+
+
+def test_openapi_publishes_the_training_spec(api: TestClient) -> None:
+    document = api.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    spec = schemas["TrainingSpec"]
+    assert spec["additionalProperties"] is False
+    assert spec["properties"]["epochs"]["default"] == 20
+    optimizer = schemas["OptimizerSpec"]["properties"]["name"]
+    assert optimizer["enum"] == ["sgd", "adam", "rmsprop", "adagrad"]
+    ref = {"allOf": [{"$ref": "#/components/schemas/TrainingSpec"}]}
+    for model in ("RunIn", "RunOut", "ValidateOut"):
+        assert schemas[model]["properties"]["spec"].items() >= ref.items(), model
+    events = document["paths"]["/v1/runs/{run_id}/events"]["get"]
+    assert "text/event-stream" in events["responses"]["200"]["content"]
