@@ -127,11 +127,10 @@ class Follow:
     run_id: uuid.UUID
     after_epoch: int
 
-    async def _read(self) -> Progress:
-        return await anyio.to_thread.run_sync(
-            lambda: read_progress(
-                self.db, tenant_id=self.tenant_id, run_id=self.run_id, after_epoch=self.after_epoch
-            )
+    async def _read(self, seen: int) -> Progress:
+        """What is new since ``after_epoch``, as of news generation ``seen`` or later."""
+        return await self.watch.read(
+            tenant_id=self.tenant_id, run_id=self.run_id, after_epoch=self.after_epoch, seen=seen
         )
 
     async def check_exists(self) -> None:
@@ -147,7 +146,7 @@ class Follow:
         async with self.watch.subscribe(self.run_id) as news:
             while True:
                 news.clear()
-                progress = await self._read()
+                progress = await self._read(self.watch.generation(self.run_id))
                 for row in progress.epochs:
                     yield row
                     self.after_epoch = row.epoch
@@ -167,13 +166,13 @@ async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Run:
         with anyio.move_on_after(wait_seconds):
             while True:
                 news.clear()
-                progress = await follow._read()
+                progress = await follow._read(follow.watch.generation(follow.run_id))
                 # The run row's epoch, not the epochs read after it: the answer must show the
                 # epoch it was woken for (both are written in one transaction).
                 if progress.run.epoch > follow.after_epoch or progress.final:
                     return progress.run
                 await news.wait()
-    return (await follow._read()).run
+    return (await follow._read(follow.watch.generation(follow.run_id))).run
 
 
 def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
@@ -207,6 +206,13 @@ async def long_poll(
     return await wait_for_news(follow, wait_seconds=wait_seconds)
 
 
+@dataclass
+class _SharedRead:
+    generation: int
+    after_epoch: int
+    task: asyncio.Future[Progress]
+
+
 class RunWatch:
     """One per API process: wakes the clients waiting on a run when it may have changed."""
 
@@ -217,6 +223,10 @@ class RunWatch:
         self._fallback_poll_seconds = settings.events_fallback_poll_seconds
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
         self._marks: dict[uuid.UUID, progress_store.Mark] = {}
+        # Wake-ups so far, per run; and the read in flight per (tenant, run), shared by every
+        # follower woken by the same news (500 watchers of one run cost one query an epoch).
+        self._generations: dict[uuid.UUID, int] = {}
+        self._reads: dict[tuple[uuid.UUID, uuid.UUID], _SharedRead] = {}
         self._subscribed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -261,10 +271,50 @@ class RunWatch:
                 if not events:
                     del self._waiters[run_id]
                     self._marks.pop(run_id, None)
+                    self._generations.pop(run_id, None)
 
     def wake(self, run_id: uuid.UUID) -> None:
-        for event in self._waiters.get(run_id, ()):
+        waiters = self._waiters.get(run_id)
+        if not waiters:
+            return  # news of a run nobody here watches (Redis carries every run's)
+        self._generations[run_id] = self._generations.get(run_id, 0) + 1
+        for event in waiters:
             event.set()
+
+    def generation(self, run_id: uuid.UUID) -> int:
+        """How many wake-ups the run has had; a follower notes it when it clears its event."""
+        return self._generations.get(run_id, 0)
+
+    async def read(
+        self, *, tenant_id: uuid.UUID, run_id: uuid.UUID, after_epoch: int, seen: int
+    ) -> Progress:
+        """The run and its epochs after ``after_epoch``, from a read that started at wake-up
+        ``seen`` or later (so it sees every commit that news announced). A read in flight that
+        qualifies is joined instead of repeated."""
+        key = (tenant_id, run_id)
+        shared = self._reads.get(key)
+        if shared is None or shared.generation < seen or shared.after_epoch > after_epoch:
+            shared = _SharedRead(
+                generation=self.generation(run_id),
+                after_epoch=after_epoch,
+                task=asyncio.ensure_future(
+                    anyio.to_thread.run_sync(
+                        lambda: read_progress(
+                            self._db, tenant_id=tenant_id, run_id=run_id, after_epoch=after_epoch
+                        )
+                    )
+                ),
+            )
+            self._reads[key] = shared
+            shared.task.add_done_callback(lambda _task: self._forget(key, shared))
+        progress = await asyncio.shield(shared.task)
+        if shared.after_epoch == after_epoch:
+            return progress
+        return Progress(progress.run, [e for e in progress.epochs if e.epoch > after_epoch])
+
+    def _forget(self, key: tuple[uuid.UUID, uuid.UUID], shared: _SharedRead) -> None:
+        if self._reads.get(key) is shared:
+            del self._reads[key]
 
     async def _poll_loop(self) -> None:
         while True:

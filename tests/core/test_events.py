@@ -141,3 +141,45 @@ def test_long_poll_answers_on_news_or_at_the_deadline(
         await watch.stop()
 
     asyncio.run(main())
+
+
+def test_followers_woken_by_the_same_news_share_one_read(
+    db: Database, fast: Settings, submitted: tuple[uuid.UUID, uuid.UUID],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """50 watchers of one run cost one query per piece of news, not 50 (bench/stream_load.py:
+    without sharing, 500 streams took predict to 0.08 of its rate)."""
+    tenant, run_id = submitted
+    _slow_epochs(monkeypatch, 0.05)
+    reads: list[int] = []
+    real = events.read_progress
+
+    def counting(*args: Any, **kwargs: Any) -> events.Progress:
+        reads.append(kwargs["after_epoch"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(events, "read_progress", counting)
+    watch = events.RunWatch(db, fast)
+    followers = [
+        events.Follow(watch=watch, db=db, tenant_id=tenant, run_id=run_id, after_epoch=0)
+        for _ in range(50)
+    ]
+
+    async def main() -> list[list[RunEpoch | events.StatusNews]]:
+        tasks = [asyncio.create_task(_collect(f)) for f in followers]
+        await asyncio.sleep(0.1)
+        worker = threading.Thread(target=training.run_training, args=(db, run_id),
+                                  kwargs={"settings": fast})  # fmt: skip
+        worker.start()
+        seen = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        worker.join()
+        await watch.stop()
+        return seen
+
+    seen = asyncio.run(main())
+    for items in seen:
+        assert [i.epoch for i in items if isinstance(i, RunEpoch)] == list(range(1, EPOCHS + 1))
+        assert [i.status for i in items if isinstance(i, events.StatusNews)][-1] == "succeeded"
+    # One read to start and about one per wake-up (an epoch, a status change), shared by all.
+    assert len(reads) <= 4 * (EPOCHS + 3), len(reads)
+    assert len(reads) < 50
