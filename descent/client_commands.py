@@ -75,7 +75,9 @@ def print_json(data: Any) -> None:
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        # Ids are what people copy into the next command: never cut or wrapped.
+        whole = column == "id"
+        table.add_column(column, no_wrap=whole, min_width=36 if whole else None)
     for row in rows:
         table.add_row(*("-" if v is None else str(v) for v in row))
     _console().print(table)
