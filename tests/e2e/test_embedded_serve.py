@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow
+from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow, descent_command
 from tests.e2e.helpers import (
     free_port,
     process,
@@ -26,14 +24,6 @@ from tests.e2e.helpers import (
 pytestmark = pytest.mark.e2e
 
 
-def _descent() -> list[str]:
-    script = Path(sys.executable).parent / "descent"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("descent")
-    return [found] if found else [sys.executable, "-m", "descent.cli"]
-
-
 def _key_from(log: Path) -> str:
     match = re.search(r"^API key: (\S+)$", log.read_text(), re.MULTILINE)
     return match.group(1) if match else ""
@@ -44,7 +34,7 @@ def test_descent_serve_trains_and_predicts(tmp_path: Path) -> None:
     data_dir = tmp_path / "descent-data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     env["DESCENT_RECONCILE_EVERY_SECONDS"] = "2"
-    argv = [*_descent(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [*descent_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
     base = f"http://127.0.0.1:{port}"
 
     log = tmp_path / "serve.log"
