@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,24 +17,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.errors import DataError, DivergenceError, ResumeError
+from models.errors import DivergenceError, ResumeError
 from models.losses import Loss, make_loss
 from models.model import Model
 from models.network import Network
 from models.optim import make_optimizer
-from models.preprocess import (
-    LabelEncoder,
-    Preprocessor,
-    TargetScaler,
-    as_rows,
-    infer_feature_types,
-)
+from models.prepared import PreparedData, n_outputs, prepare_data
 from models.schedules import EarlyStopping, Schedule
-from models.spec import TrainingSpec, layer_sizes, parse_spec, resolve_spec
-from models.split import infer_task, split_indices
+from models.spec import TrainingSpec, layer_sizes, parse_spec
 from models.state import TrainingState
 from models.types import Array
-from models.vocabulary import FeatureType, Task
+from models.vocabulary import FeatureType
 
 StopReason = Literal["completed", "early_stopping", "time_limit", "cancelled"]
 
@@ -64,120 +56,6 @@ class TrainResult:
     spec: TrainingSpec  # resolved: every default filled in
     final_state: TrainingState | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PreparedData:
-    """Training and validation arrays, ready for the network."""
-
-    task: Task
-    x_train: Array  # (n, n_inputs + 1): standardized features plus a column of ones
-    t_train: Array  # loss targets: one-hot (n, K), 0/1 (n, 1) or standardized values (n, k)
-    labels_train: Array | None  # class indices, for accuracy
-    x_val: Array  # (m, n_inputs)
-    t_val: Array
-    labels_val: Array | None
-    y_val: Array | None  # regression targets in original units, for mae / rmse / r2
-    preprocessor: Preprocessor
-    label_encoder: LabelEncoder | None
-    target_scaler: TargetScaler | None
-
-    def fingerprint(self) -> str:
-        crc = zlib.crc32(np.ascontiguousarray(self.x_train).data)
-        crc = zlib.crc32(np.ascontiguousarray(self.t_train).data, crc)
-        return f"{self.x_train.shape[0]}x{self.x_train.shape[1]}:{crc:08x}"
-
-
-def prepare_data(
-    X: Any,
-    y: Any,
-    spec: TrainingSpec,
-    *,
-    feature_names: list[str] | None,
-    feature_types: list[FeatureType] | None,
-    split_rng: np.random.Generator,
-) -> tuple[PreparedData, TrainingSpec]:
-    rows = as_rows(X, DataError)
-    y_arr = np.asarray(y)
-    if rows.shape[0] == 0 or rows.shape[1] == 0:
-        raise DataError(f"the dataset is empty (shape {rows.shape})")
-    if y_arr.ndim == 0 or y_arr.shape[0] != rows.shape[0]:
-        n_y = y_arr.shape[0] if y_arr.ndim else 0
-        raise DataError(f"X has {rows.shape[0]} rows, y has {n_y}")
-    if y_arr.ndim > 2:
-        raise DataError(f"y must be 1- or 2-dimensional, got shape {y_arr.shape}")
-    names = feature_names or [f"x{j}" for j in range(rows.shape[1])]
-    types = feature_types or infer_feature_types(rows)
-    if len(names) != rows.shape[1] or len(types) != rows.shape[1]:
-        raise DataError(f"{len(names)} feature names for {rows.shape[1]} features")
-
-    inferred, n_unique = infer_task(y_arr)
-    numeric_labels = y_arr.dtype.kind in "biuf"
-    resolved = resolve_spec(spec, task=inferred, n_classes=n_unique, numeric_labels=numeric_labels)
-    task: Task = resolved.task or inferred
-    dtype = np.dtype(resolved.dtype)
-
-    encoder: LabelEncoder | None = None
-    scaler: TargetScaler | None = None
-    labels: Array | None = None
-    if task == "classification":
-        if y_arr.ndim == 2:
-            raise DataError(f"classification needs one label per row, y has shape {y_arr.shape}")
-        encoder = LabelEncoder.fit(y_arr)
-        labels = encoder.encode(y_arr)
-        targets_all = _class_targets(labels, len(encoder.classes), resolved.loss, dtype)
-    else:
-        y_float = y_arr.astype(np.float64).reshape(rows.shape[0], -1)
-        bad = ~np.isfinite(y_float)
-        if bad.any():
-            i = int(np.nonzero(bad)[0][0])
-            raise DataError(f"row {i}: label {y_float[i].tolist()} is not a finite number", row=i)
-        targets_all = y_float
-
-    train_idx, val_idx = split_indices(
-        len(rows),
-        labels,
-        resolved.validation_split,
-        split_rng,
-        classes=encoder.classes if encoder else None,
-    )
-    pre = Preprocessor.fit(
-        rows[train_idx],
-        feature_names=names,
-        feature_types=types,
-        standardize=resolved.preprocessing.standardize,
-    )
-    y_val: Array | None = None
-    if task == "regression":
-        scaler = TargetScaler.fit(targets_all[train_idx], resolved.preprocessing.standardize_target)
-        y_val = targets_all[val_idx]
-        targets_all = scaler.transform(targets_all).astype(dtype)
-    data = PreparedData(
-        task=task,
-        x_train=pre.transform(rows[train_idx], dtype=dtype, augment=True, error=DataError),
-        t_train=np.ascontiguousarray(targets_all[train_idx]),
-        labels_train=None if labels is None else labels[train_idx],
-        x_val=pre.transform(rows[val_idx], dtype=dtype, error=DataError),
-        t_val=np.ascontiguousarray(targets_all[val_idx]),
-        labels_val=None if labels is None else labels[val_idx],
-        y_val=y_val,
-        preprocessor=pre,
-        label_encoder=encoder,
-        target_scaler=scaler,
-    )
-    return data, resolved
-
-
-def _class_targets(labels: Array, n_classes: int, loss: str | None, dtype: np.dtype[Any]) -> Array:
-    if loss == "binary_crossentropy":
-        return labels.astype(dtype).reshape(-1, 1)
-    onehot = np.zeros((len(labels), n_classes), dtype=dtype)
-    onehot[np.arange(len(labels)), labels] = 1.0
-    return onehot
-
-
-def n_outputs(data: PreparedData) -> int:
-    return int(data.t_train.shape[1])
 
 
 def _predicted_classes(z: Array) -> Array:
