@@ -1,5 +1,5 @@
 """Pushed progress: ``GET /v1/runs/{id}/events`` (Server-Sent Events). Thin: the stream's
-logic is ``core.runs.events.follow_progress``; this module turns its items into SSE frames."""
+logic is ``core.runs.events.Follow``; this module turns its items into SSE frames."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from typing import Any
 import anyio.to_thread
 
 from core.config import Settings
-from core.errors import NotFound
+from core.runs import service
 from store import progress as progress_store
 from store import runs as run_store
 from store.session import Database
@@ -92,9 +92,7 @@ def read_progress(
 ) -> Progress:
     """One short read transaction (call it in a worker thread)."""
     with db.read_session() as session:
-        run = run_store.get_run(session, tenant_id=tenant_id, run_id=run_id)
-        if run is None:
-            raise NotFound("run not found", code="run_not_found")
+        run = service.get_run(session, tenant_id=tenant_id, run_id=run_id)
         epochs = run_store.list_epochs(
             session, tenant_id=tenant_id, run_id=run_id, since_epoch=after_epoch
         )
@@ -134,12 +132,9 @@ class Follow:
         )
 
     async def check_exists(self) -> None:
-        await anyio.to_thread.run_sync(self._check_exists)
-
-    def _check_exists(self) -> None:
-        with self.db.read_session() as session:
-            if run_store.get_run(session, tenant_id=self.tenant_id, run_id=self.run_id) is None:
-                raise NotFound("run not found", code="run_not_found")
+        await anyio.to_thread.run_sync(
+            lambda: current_run(self.db, tenant_id=self.tenant_id, run_id=self.run_id)
+        )
 
     async def items(self) -> AsyncIterator[RunEpoch | StatusNews]:
         sent_status: str | None = None
@@ -178,9 +173,7 @@ async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Run:
 def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
     """The run as it is now (one short read transaction; call it in a worker thread)."""
     with db.read_session() as session:
-        run = run_store.get_run(session, tenant_id=tenant_id, run_id=run_id)
-        if run is None:
-            raise NotFound("run not found", code="run_not_found")
+        run = service.get_run(session, tenant_id=tenant_id, run_id=run_id)
         session.expunge(run)
     return run
 

@@ -20,15 +20,9 @@ from click.testing import CliRunner
 from descent import Client
 from descent.cli import main as cli_main
 from descent.errors import InvalidInput, NotFound, RunFailed
-from tests.e2e.helpers import digits_csv, digits_split
+from tests.e2e.helpers import DIGITS_SPEC, digits_csv, digits_split
 
-SPEC = {
-    "layers": [{"units": 64, "activation": "relu"}],
-    "optimizer": {"name": "adam", "learning_rate": 0.003},
-    "epochs": 8,
-    "batch_size": 32,
-    "seed": 1,
-}
+SPEC = DIGITS_SPEC
 LONG_SPEC = {**SPEC, "epochs": 5000}
 
 

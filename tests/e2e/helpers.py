@@ -25,6 +25,16 @@ __all__ = [
 ]
 
 
+# Learns digits to >= 0.9 held-out accuracy in 8 epochs.
+DIGITS_SPEC = {
+    "layers": [{"units": 64, "activation": "relu"}],
+    "optimizer": {"name": "adam", "learning_rate": 0.003},
+    "epochs": 8,
+    "batch_size": 32,
+    "seed": 1,
+}
+
+
 def digits_split() -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -54,14 +64,7 @@ def train_digits_through_api(base: str, key: str, *, timeout: float = 90) -> dic
         assert up.status_code == 201, up.text
         dataset = up.json()
         assert dataset["n_features"] == 64 and dataset["task"] == "classification"
-        spec = {
-            "layers": [{"units": 64, "activation": "relu"}],
-            "optimizer": {"name": "adam", "learning_rate": 0.003},
-            "epochs": 8,
-            "batch_size": 32,
-            "seed": 1,
-        }
-        submitted = http.post("/v1/runs", json={"dataset_id": dataset["id"], "spec": spec})
+        submitted = http.post("/v1/runs", json={"dataset_id": dataset["id"], "spec": DIGITS_SPEC})
         assert submitted.status_code == 202, submitted.text
         run = submitted.json()
         assert run["status"] == "queued"
