@@ -184,7 +184,7 @@ def request_cancel(session: Session, *, run_id: uuid.UUID, now: datetime) -> Run
         .execution_options(synchronize_session=False)
     )
     if int(done.rowcount) == 1:  # type: ignore[attr-defined]
-        delete_checkpoints(session, run_id=run_id)
+        trim_checkpoints_at_end(session, run_id=run_id, status=RunStatus.cancelled)
         return RunStatus.cancelled
     held = session.execute(
         update(Run)
@@ -208,8 +208,17 @@ def delete_checkpoints(session: Session, *, run_id: uuid.UUID, after_epoch: int 
     )
 
 
-def keep_latest_checkpoint(session: Session, *, run_id: uuid.UUID) -> None:
-    """Drop every checkpoint of a run but its newest (what a failed run keeps for a while)."""
+def trim_checkpoints_at_end(session: Session, *, run_id: uuid.UUID, status: RunStatus) -> None:
+    """What a run that ended with ``status`` keeps: a failed one its newest checkpoint (to
+    inspect or resume; core.housekeeping purges it after the retention), a succeeded or
+    cancelled one nothing (it is never resumed)."""
+    if status == RunStatus.failed:
+        _keep_latest_checkpoint(session, run_id=run_id)
+    else:
+        delete_checkpoints(session, run_id=run_id)
+
+
+def _keep_latest_checkpoint(session: Session, *, run_id: uuid.UUID) -> None:
     latest = select(func.max(Checkpoint.epoch)).where(Checkpoint.run_id == run_id)
     session.execute(
         delete(Checkpoint).where(

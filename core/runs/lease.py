@@ -177,7 +177,7 @@ def fail(attempt: Attempt, code: str, message: str) -> str:
     ``failed_checkpoint_retention_seconds``: core.housekeeping deletes it after that."""
 
     def keep_latest(session: Session) -> None:
-        run_store.keep_latest_checkpoint(session, run_id=attempt.run.id)
+        run_store.trim_checkpoints_at_end(session, run_id=attempt.run.id, status=RunStatus.failed)
 
     attempt.write(
         {

@@ -51,10 +51,10 @@ def reap_stale_runs(db: Database, *, settings: Settings, now: datetime | None = 
                 values = {"status": RunStatus.queued, "heartbeat_at": now}
             values["lease_token"] = None
             if run_store.fenced_update(session, run_id=run_id, token=token, values=values):
-                if values["status"] == RunStatus.cancelled:
-                    run_store.delete_checkpoints(session, run_id=run_id)
-                elif values["status"] == RunStatus.failed:
-                    run_store.keep_latest_checkpoint(session, run_id=run_id)
+                if values["status"] != RunStatus.queued:
+                    run_store.trim_checkpoints_at_end(
+                        session, run_id=run_id, status=values["status"]
+                    )
                 session.commit()
                 if values["status"] == RunStatus.queued:
                     requeued.append(str(run_id))

@@ -201,8 +201,7 @@ def _train_claimed(attempt: Attempt) -> str:
     if result.stop_reason == "cancelled":
 
         def drop_checkpoints(session: Session) -> None:
-            # A cancelled run is never resumed: nothing to keep.
-            run_store.delete_checkpoints(session, run_id=run.id)
+            run_store.trim_checkpoints_at_end(session, run_id=run.id, status=RunStatus.cancelled)
 
         attempt.write(
             {"status": RunStatus.cancelled, "finished_at": utcnow(), "lease_token": None},
@@ -240,7 +239,7 @@ def _finish(attempt: Attempt, result: Any) -> str:
         # The fence was checked by this transaction's first statement.
         model_store.insert_model(session, model_row)
         run_store.set_model(session, run_id=run.id, model_id=model_row.id)
-        run_store.delete_checkpoints(session, run_id=run.id)
+        run_store.trim_checkpoints_at_end(session, run_id=run.id, status=RunStatus.succeeded)
 
     attempt.write(
         {
