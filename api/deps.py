@@ -57,8 +57,11 @@ async def current_principal(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-WriteSession = Annotated[Session, Depends(write_session)]
-ReadSession = Annotated[Session, Depends(read_session)]
+# scope="function": the session closes (and its connection goes back to the pool) before the
+# response starts, so an error in closing it (the database went away) is still a 503, never
+# an exception after a response the server then answers by dropping the connection.
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 PrincipalDep = Annotated[auth.Principal, Depends(current_principal)]
 
 

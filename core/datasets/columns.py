@@ -250,7 +250,7 @@ def from_frame(
     # Cast as is, without stripping blanks: the common case, and 3x cheaper (see _column_kinds).
     # Each polars expression costs ~20 us per column whatever the rows, so a wide frame gets as
     # few as possible: the cast, then numpy for the rest.
-    floats = frame.drop(label).select(pl.all().cast(pl.Float64, strict=False))
+    floats = frame.select(pl.exclude(label).cast(pl.Float64, strict=False))
     lost = list(floats.null_count().row(0))
     x = floats.to_numpy(order="c")
     del floats

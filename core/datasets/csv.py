@@ -132,7 +132,8 @@ def _read_numeric(
     if lines > settings.max_dataset_rows:
         return None
     deadline.check()
-    schema = pl.Schema({n: pl.String if n == label else pl.Float64 for n in names})
+    # A plain dict: pl.Schema validates each entry, ~3 us a column.
+    schema = {n: pl.String if n == label else pl.Float64 for n in names}
     x = np.empty((lines, len(names) - 1), dtype=np.float64)
     labels: list[pl.Series] = []
     row = 0

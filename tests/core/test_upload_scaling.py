@@ -57,13 +57,16 @@ def parse(path: Path, cfg: Settings, filename: str = "d.csv") -> ParsedDataset:
     return parse_upload(path, filename=filename, content_type=None, label=None, settings=cfg)
 
 
-def best_mb_per_s(path: Path, cfg: Settings, rounds: int = 3) -> float:
-    best = float("inf")
+def best_mb_per_s(paths: list[Path], cfg: Settings, rounds: int = 5) -> list[float]:
+    """Each file's best throughput, parsed in turn round after round so that a noisy moment
+    of the shared machine hits them alike."""
+    best = [float("inf")] * len(paths)
     for _ in range(rounds):
-        started = time.perf_counter()
-        parse(path, cfg)
-        best = min(best, time.perf_counter() - started)
-    return path.stat().st_size / MiB / best
+        for i, path in enumerate(paths):
+            started = time.perf_counter()
+            parse(path, cfg)
+            best[i] = min(best[i], time.perf_counter() - started)
+    return [path.stat().st_size / MiB / b for path, b in zip(paths, best, strict=True)]
 
 
 def with_text_column(source: Path, target: Path) -> None:
@@ -74,9 +77,11 @@ def with_text_column(source: Path, target: Path) -> None:
     target.write_bytes(b"\n".join(out) + b"\n")
 
 
-@pytest.mark.parametrize("path_kind", ["numeric", "text"])
+# Measured ratios: numeric ~0.7, text ~0.35 (it pays a few polars expressions per column).
+# The per-column loop these guard against ran at 0.002.
+@pytest.mark.parametrize(("path_kind", "floor"), [("numeric", 0.35), ("text", 0.15)])
 def test_wide_parses_at_the_throughput_of_narrow(
-    tmp_path: Path, cfg: Settings, path_kind: str
+    tmp_path: Path, cfg: Settings, path_kind: str, floor: float
 ) -> None:
     """5,000 columns x 200 rows against 20 columns of the same bytes, parsed alternately."""
     narrow, wide = tmp_path / "narrow.csv", tmp_path / "wide.csv"
@@ -90,8 +95,8 @@ def test_wide_parses_at_the_throughput_of_narrow(
     assert 0.8 < wide.stat().st_size / narrow.stat().st_size < 1.25
     parsed = parse(wide, cfg)
     assert parsed.X_numeric.shape == (200, 4_999 if path_kind == "numeric" else 4_998)
-    narrow_speed, wide_speed = best_mb_per_s(narrow, cfg), best_mb_per_s(wide, cfg)
-    assert wide_speed >= 0.25 * narrow_speed, (wide_speed, narrow_speed)
+    narrow_speed, wide_speed = best_mb_per_s([narrow, wide], cfg)
+    assert wide_speed >= floor * narrow_speed, (wide_speed, narrow_speed)
 
 
 _PEAK_SCRIPT = textwrap.dedent(
