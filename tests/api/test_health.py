@@ -4,6 +4,7 @@ the database is down."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def test_a_request_returns_its_connection_before_the_response_starts(
     app = create_app(settings, database=db)
 
     async def recording(scope: Any, receive: Any, send: Any) -> None:
-        async def send_and_record(message: dict[str, Any]) -> None:
+        async def send_and_record(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 order.append("response started")
             await send(message)
