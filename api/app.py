@@ -13,6 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import EdgeMiddleware
 from api.routes import datasets, events, health, models, runs
@@ -87,6 +88,9 @@ def create_app(
         summary="Training-as-a-service: small dense networks trained by SGD, behind HTTP",
         version=package_version(),
         lifespan=lifespan,
+        # The default pages load Swagger UI and ReDoc from a CDN; install_docs serves them.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -103,6 +107,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(models.router)
+    install_docs(app)
     _document_hand_parsed_schemas(app)
     return app
 
