@@ -177,6 +177,14 @@ class RunError(BaseModel):
     message: str
 
 
+class BestEpoch(BaseModel):
+    """The epoch with the lowest validation loss (training loss without a validation split)."""
+
+    epoch: int
+    loss: float
+    metrics: dict[str, float | None]
+
+
 class RunOut(BaseModel):
     id: uuid.UUID
     name: str | None
@@ -185,6 +193,7 @@ class RunOut(BaseModel):
     spec: SpecJson
     progress: Progress
     latest: dict[str, float | None]
+    best: BestEpoch | None
     attempts: int
     error: RunError | None
     created_at: datetime
@@ -207,6 +216,11 @@ class RunOut(BaseModel):
                 eta_seconds=run.eta_seconds,
             ),
             latest=dict(run.latest_metrics or {}),
+            best=(
+                BestEpoch(epoch=run.best_epoch, loss=run.best_loss, metrics=run.best_metrics or {})
+                if run.best_epoch is not None and run.best_loss is not None
+                else None
+            ),
             attempts=run.attempts,
             error=(
                 RunError(code=run.error_code, message=run.error_message or "")

@@ -129,6 +129,7 @@ class Run(Base):
         Index("ix_runs_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
         Index("ix_runs_dataset_id_status", "dataset_id", "status"),
         Index("ix_runs_status_heartbeat_at", "status", "heartbeat_at"),
+        Index("ix_runs_tenant_id_best_loss", "tenant_id", "best_loss"),
         UniqueConstraint("tenant_id", "idempotency_key"),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
@@ -151,6 +152,11 @@ class Run(Base):
     fraction: Mapped[float] = mapped_column(default=0.0)
     eta_seconds: Mapped[float | None]
     latest_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The epoch with the lowest validation loss (training loss without a validation split), so
+    # lists can show and sort by the best epoch, not the last one.
+    best_epoch: Mapped[int | None]
+    best_loss: Mapped[float | None]
+    best_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(default=0)
     # Fencing token of the attempt that holds the run; every worker write matches on it.
     lease_token: Mapped[uuid.UUID | None]
@@ -227,3 +233,21 @@ class Model(Base):
     weights_sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A dashboard sign-in: the browser holds the token (an HttpOnly cookie), only its sha256
+    is stored. It lasts until sign-out, expiry, or its key's revocation."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Sent back by the page in X-CSRF-Token on every state-changing call.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

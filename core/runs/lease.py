@@ -77,6 +77,12 @@ class Attempt:
     lease_lost: bool = False
     # Tells the API processes that watch this run to look again (core.runs.events).
     publish: Publisher = no_publisher
+    best_loss: float | None = None
+
+    def __post_init__(self) -> None:
+        # A resumed attempt replays the epochs after its checkpoint exactly, so the best so far
+        # stays valid.
+        self.best_loss = self.run.best_loss
 
     def write(self, values: dict[str, Any], extra: Callable[[Session], None] | None = None) -> None:
         with self.db.session() as session:
@@ -130,6 +136,10 @@ class Attempt:
             "latest_metrics": latest,
             "heartbeat_at": utcnow(),
         }
+        loss = latest.get("val_loss", latest["train_loss"])
+        if self.best_loss is None or loss < self.best_loss:
+            self.best_loss = loss
+            values |= {"best_epoch": e.epoch, "best_loss": loss, "best_metrics": latest}
         checkpoint_bytes: bytes | None = None
         if (
             e.epoch < e.epochs

@@ -159,6 +159,11 @@ def test_trained_run_history(api: TestClient, tenant_key: str, trained: dict) ->
     epochs = api.get(url, headers=bearer(tenant_key)).json()["epochs"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
     assert set(epochs[0]) >= {"train_loss", "val_loss", "learning_rate", "seconds"}
+    # The best epoch is the one with the lowest validation loss, with that epoch's metrics.
+    lowest = min(epochs, key=lambda e: (e["val_loss"], e["epoch"]))
+    assert trained["best"]["epoch"] == lowest["epoch"]
+    assert trained["best"]["loss"] == lowest["val_loss"]
+    assert trained["best"]["metrics"]["val_accuracy"] == lowest["val_accuracy"]
     since = api.get(f"{url}?since_epoch=2", headers=bearer(tenant_key)).json()["epochs"]
     assert [e["epoch"] for e in since] == [3, 4]
     thin = api.get(f"{url}?max_points=2", headers=bearer(tenant_key)).json()["epochs"]

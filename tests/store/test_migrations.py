@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "run_epochs",
     "checkpoints",
     "models",
+    "web_sessions",
 }
 
 
@@ -91,7 +92,7 @@ def test_upgrade_check_downgrade_upgrade(fresh_url: str) -> None:
 def test_single_head_and_frozen_revision_files() -> None:
     """One linear history, and revisions do not import application code (they must not change
     meaning when the models do)."""
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
     versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
     for path in versions.glob("*.py"):
         source = path.read_text()
@@ -150,5 +151,82 @@ def test_0002_fills_dataset_shape_from_the_stored_blob(fresh_url: str, tmp_path:
             columns = {c["name"] for c in inspect(conn).get_columns("datasets")}
             assert conn.execute(text("SELECT count(*) FROM datasets")).scalar_one() == 1
         assert "n_inputs" not in columns and "class_counts" not in columns
+    finally:
+        engine.dispose()
+
+
+def test_0003_fills_each_runs_best_epoch_from_its_history(fresh_url: str) -> None:
+    """The lowest validation loss (training loss where there is none) and that epoch's
+    metrics; a run without epochs stays empty."""
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "0002")
+    tenant_id = _seed(fresh_url)
+    sqlite = fresh_url.startswith("sqlite")
+
+    def db_id(value: uuid.UUID) -> object:
+        return value.hex if sqlite else value
+
+    with_val, without_val, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    epochs = {
+        with_val: [(1, 0.9, 0.8, 0.5), (2, 0.5, 0.4, 0.7), (3, 0.3, 0.6, 0.8)],
+        without_val: [(1, 0.9, None, None), (2, 0.2, None, None), (3, 0.4, None, None)],
+    }
+    engine = make_engine_for_url(fresh_url)
+    try:
+        with engine.begin() as conn:
+            for run_id in (with_val, without_val, empty):
+                conn.execute(
+                    text(
+                        "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, "
+                        "attempts, cancel_requested, created_at) VALUES (:id, :tenant, "
+                        "'succeeded', '{}', 3, 1.0, 1, :false, :now)"
+                    ),
+                    {
+                        "id": db_id(run_id),
+                        "tenant": db_id(tenant_id),
+                        "false": False,
+                        "now": "2026-01-01 00:00:00+00:00",
+                    },
+                )
+            for run_id, rows in epochs.items():
+                for epoch, train_loss, val_loss, val_accuracy in rows:
+                    conn.execute(
+                        text(
+                            "INSERT INTO run_epochs (id, tenant_id, run_id, epoch, train_loss, "
+                            "val_loss, val_accuracy, learning_rate, seconds, created_at) VALUES "
+                            "(:id, :tenant, :run, :epoch, :train, :val, :acc, 0.01, 0.1, :now)"
+                        ),
+                        {
+                            "id": db_id(uuid.uuid4()),
+                            "tenant": db_id(tenant_id),
+                            "run": db_id(run_id),
+                            "epoch": epoch,
+                            "train": train_loss,
+                            "val": val_loss,
+                            "acc": val_accuracy,
+                            "now": "2026-01-01 00:00:00+00:00",
+                        },
+                    )
+        upgrade_to_head(fresh_url)
+        with engine.connect() as conn:
+            found = {
+                row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(row[0]): row[1:]
+                for row in conn.execute(
+                    text("SELECT id, best_epoch, best_loss, best_metrics FROM runs")
+                )
+            }
+        metrics = {
+            run_id: json.loads(m) if isinstance(m, str) else m
+            for run_id, (_, _, m) in found.items()
+        }
+        assert found[with_val][:2] == (2, 0.4)
+        assert metrics[with_val] == {"train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.7}
+        assert found[without_val][:2] == (2, 0.2)
+        assert metrics[without_val] == {"train_loss": 0.2}
+        assert found[empty] == (None, None, None)
+        command.downgrade(config, "0002")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+        assert "best_epoch" not in columns and "web_sessions" not in _tables(fresh_url)
     finally:
         engine.dispose()
