@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.principal import SCOPE_KEY, authorize
-from core import auth
+from core import auth, web_sessions
 from core.broker import Enqueuer
 from core.config import Settings
 from store.session import Database
@@ -51,7 +51,13 @@ async def current_principal(
     here."""
     principal: auth.Principal | None = request.scope.get("state", {}).get(SCOPE_KEY)
     if principal is None:
-        principal = await authorize(request.app.state, request.headers.get("authorization"))
+        principal = await authorize(
+            request.app.state,
+            request.headers.get("authorization"),
+            session_token=request.cookies.get(web_sessions.COOKIE_NAME),
+            method=request.method,
+            csrf_token=request.headers.get(web_sessions.CSRF_HEADER),
+        )
     return principal
 
 

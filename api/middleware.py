@@ -1,12 +1,13 @@
 """The HTTP edge, in front of routing: who is calling, then how much body they may send.
 
-For every ``/v1`` request (OPTIONS aside) the key in the Authorization header is checked and
-counted against the tenant's rate before a byte of the body is read, so a request without a
-valid key costs what uvicorn buffers (64 KiB) and nothing more. Then the body is bounded by its
-route family's cap: a declared Content-Length over the cap is answered 413 at once, and the
-bytes actually received are counted, so a chunked body (or a lying length) is cut off as soon as
-it passes the cap. Only then does anything read and parse it; a request costs at most about
-twice its cap (the chunks, then the joined body).
+For every ``/v1`` request (OPTIONS aside) the key in the Authorization header (or the
+dashboard's session cookie, with its CSRF token) is checked and counted against the tenant's
+rate before a byte of the body is read, so a request without a valid key costs what uvicorn
+buffers (64 KiB) and nothing more. Then the body is bounded by its route family's cap: a
+declared Content-Length over the cap is answered 413 at once, and the bytes actually received
+are counted, so a chunked body (or a lying length) is cut off as soon as it passes the cap. Only
+then does anything read and parse it; a request costs at most about twice its cap (the chunks,
+then the joined body).
 
 A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body copy per
 request, and with the key in the PrincipalCache no thread-pool hop either (predict is the hot
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import BodyTooLarge, too_large
@@ -27,6 +29,7 @@ from api.principal import SCOPE_KEY, authorize
 from api.uploads import MULTIPART_OVERHEAD_BYTES, multipart_boundary, upload_too_large
 from core.config import Settings
 from core.errors import DescentError, PayloadTooLarge
+from core.web_sessions import COOKIE_NAME, CSRF_HEADER
 
 API_PREFIX = "/v1/"
 DATASET_UPLOAD_PATH = "/v1/datasets"
@@ -67,17 +70,35 @@ def body_cap(method: str, path: str, settings: Settings) -> BodyCap:
     return BodyCap(limit, limit, body_too_large)
 
 
-def _headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
-    """(Authorization, Content-Length, Content-Type) without building a Headers object."""
-    authorization = content_length = content_type = None
+@dataclass
+class _Headers:
+    authorization: str | None = None
+    content_length: str | None = None
+    content_type: str | None = None
+    cookie: str | None = None
+    csrf_token: str | None = None
+
+    def session_token(self) -> str | None:
+        return cookie_parser(self.cookie).get(COOKIE_NAME) if self.cookie else None
+
+
+_WANTED = {
+    b"authorization": "authorization",
+    b"content-length": "content_length",
+    b"content-type": "content_type",
+    b"cookie": "cookie",
+    CSRF_HEADER.encode(): "csrf_token",
+}
+
+
+def _headers(scope: Scope) -> _Headers:
+    """The few headers the edge reads, without building a Headers object."""
+    found = _Headers()
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"content-length":
-            content_length = value.decode("latin-1")
-        elif name == b"content-type":
-            content_type = value.decode("latin-1")
-    return authorization, content_length, content_type
+        field = _WANTED.get(name)
+        if field is not None:
+            setattr(found, field, value.decode("latin-1"))
+    return found
 
 
 class EdgeMiddleware:
@@ -93,19 +114,26 @@ class EdgeMiddleware:
             return
         method: str = scope["method"]
         path: str = scope["path"]
-        authorization, content_length, content_type = _headers(scope)
+        headers = _headers(scope)
         state = self.api.state
         try:
             # OPTIONS needs no key: it only says which methods a path has (CORS preflights
             # carry no credentials).
             if path.startswith(API_PREFIX) and method != "OPTIONS":
-                principal = await authorize(state, authorization)
+                principal = await authorize(
+                    state,
+                    headers.authorization,
+                    session_token=headers.session_token(),
+                    method=method,
+                    csrf_token=headers.csrf_token,
+                )
                 scope.setdefault("state", {})[SCOPE_KEY] = principal
             cap = body_cap(method, path, state.settings)
             if cap.multipart:
                 # A body we would never parse is refused as such (415) before its size.
-                multipart_boundary(content_type)
-            if content_length is not None and _declared(content_length) > cap.limit:
+                multipart_boundary(headers.content_type)
+            length = headers.content_length
+            if length is not None and _declared(length) > cap.limit:
                 raise cap.error()
         except Exception as exc:
             # Answered without reading the body.

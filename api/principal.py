@@ -12,7 +12,7 @@ import threading
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
-from core import auth
+from core import auth, web_sessions
 from core.limits import RateLimiter, make_rate_limiter
 from store.session import Database
 
@@ -52,16 +52,42 @@ def _lookup(db: Database, key: str | None) -> auth.Principal:
         return auth.authenticate(session, key)
 
 
-async def authorize(state: State, authorization: str | None) -> auth.Principal:
+def _session_lookup(db: Database, token: str | None) -> web_sessions.SignedIn:
+    with db.read_session() as session:
+        return web_sessions.signed_in(session, token)
+
+
+async def signed_in(state: State, session_token: str | None) -> web_sessions.SignedIn:
+    """The dashboard sign-in a session cookie stands for (Unauthorized otherwise)."""
+    return await run_in_threadpool(_session_lookup, state.db, session_token)
+
+
+async def authorize(
+    state: State,
+    authorization: str | None,
+    *,
+    session_token: str | None = None,
+    method: str = "GET",
+    csrf_token: str | None = None,
+) -> auth.Principal:
     """The caller's tenant (Unauthorized otherwise), counted against its request rate
     (RateLimited past it). A key checked recently comes from the process's PrincipalCache: no
-    database read and no thread-pool hop, which keeps the predict path cheap."""
-    key = bearer_key(authorization)
-    cache: auth.PrincipalCache = state.principal_cache
-    digest, principal = cache.get(key)
-    if principal is None:
-        principal = await run_in_threadpool(_lookup, state.db, key)
-        cache.put(digest, principal)
+    database read and no thread-pool hop, which keeps the predict path cheap.
+
+    Without an Authorization header, the dashboard's session cookie stands in for the key; a
+    state-changing call made with it must also carry the session's CSRF token."""
+    if authorization is None and session_token is not None:
+        signed = await signed_in(state, session_token)
+        web_sessions.check_csrf(method, signed.csrf_token, csrf_token)
+        principal = signed.principal
+    else:
+        key = bearer_key(authorization)
+        cache: auth.PrincipalCache = state.principal_cache
+        digest, cached = cache.get(key)
+        if cached is None:
+            cached = await run_in_threadpool(_lookup, state.db, key)
+            cache.put(digest, cached)
+        principal = cached
     limiter = rate_limiter(state)
     if limiter.in_process:
         limiter.hit(principal.tenant_id)

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # An API key, once checked against the database, is trusted for this long by that API
     # process: a revoked key keeps working there for at most this many seconds.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # A dashboard sign-in lasts this long (or until sign-out, or its key is revoked).
+    web_session_hours: float = Field(default=12.0, gt=0)
 
     # Progress streaming: how often an API process looks for news of the runs its clients watch
     # (one query for all of them); with a Redis broker pub/sub brings news at once, and this

@@ -105,3 +105,8 @@ class DependencyDown(DescentError):
         retry_after: int = 5,
     ) -> None:
         super().__init__(message, details, code=code, retry_after=retry_after)
+
+
+class Forbidden(DescentError):
+    status_code = 403
+    code = "forbidden"

@@ -1,18 +1,20 @@
-"""Housekeeping: what nothing else removes. Temporary uploads left by an API process that died
-mid-request, and checkpoints of runs that ended (a failed run keeps its latest one for
-``failed_checkpoint_retention_seconds``). Called by every reconciler pass
-(core.runs.reconcile) and once when an API process starts; each function is idempotent, so
-several API replicas may run it."""
+"""Housekeeping: what nothing else removes. Temporary uploads left by an API process that died mid-
+request, checkpoints of runs that ended (a failed run keeps its latest one for
+``failed_checkpoint_retention_seconds``), and dashboard sign-ins past their expiry. Called by
+every reconciler pass (core.runs.reconcile) and once when an API process starts; each function
+is idempotent, so several API replicas may run it."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.config import Settings
 from store import runs as run_store
+from store import web_sessions as web_store
 from store.base import utcnow
 from store.session import Database
 
@@ -64,14 +66,23 @@ def purge_expired_checkpoints(
     return deleted
 
 
+def purge_expired_web_sessions(db: Database, *, now: datetime | None = None) -> int:
+    with db.session() as session:
+        deleted = web_store.delete_expired_web_sessions(session, now=now or utcnow())
+        session.commit()
+    return deleted
+
+
 def housekeep(db: Database, settings: Settings) -> None:
-    """Both sweeps, each on its own: one failing (an unreadable uploads folder, a database
-    hiccup) neither stops the other nor fails the caller, whose own work is done."""
-    try:
-        sweep_stale_uploads(settings)
-    except Exception as exc:
-        log.warning("housekeeping: upload sweep failed: %s", exc)
-    try:
-        purge_expired_checkpoints(db, settings)
-    except Exception as exc:
-        log.warning("housekeeping: checkpoint purge failed: %s", exc)
+    """Each sweep on its own: one failing (an unreadable uploads folder, a database hiccup)
+    neither stops the others nor fails the caller, whose own work is done."""
+    sweeps: list[tuple[str, Callable[[], object]]] = [
+        ("upload sweep", lambda: sweep_stale_uploads(settings)),
+        ("checkpoint purge", lambda: purge_expired_checkpoints(db, settings)),
+        ("web session purge", lambda: purge_expired_web_sessions(db)),
+    ]
+    for what, sweep in sweeps:
+        try:
+            sweep()
+        except Exception as exc:
+            log.warning("housekeeping: %s failed: %s", what, exc)

@@ -284,6 +284,9 @@ def train(
     )
 
 
+_PLOT_POINTS = 500
+
+
 def final_metrics(model: Model, data: PreparedData) -> dict[str, Any]:
     """Accuracy and confusion matrix, or RMSE/MAE/R², on the validation split (else training)."""
     on_validation = data.x_val.shape[0] > 0
@@ -305,5 +308,14 @@ def final_metrics(model: Model, data: PreparedData) -> dict[str, Any]:
     elif data.target_scaler is not None:
         y = data.y_val if on_validation else data.target_scaler.inverse(data.t_train)
         assert y is not None
-        metrics.update(regression_metrics(data.target_scaler.inverse(z), y))
+        predicted_values = data.target_scaler.inverse(z)
+        metrics.update(regression_metrics(predicted_values, y))
+        # Enough points for a predicted-vs-actual plot; evenly spaced, so it is deterministic.
+        picks = np.linspace(0, len(y) - 1, min(len(y), _PLOT_POINTS)).round().astype(np.int64)
+        metrics["predicted_vs_actual"] = [
+            [float(a), float(p)]
+            for a, p in zip(
+                y.reshape(len(y), -1)[picks, 0], predicted_values[picks, 0], strict=True
+            )
+        ]
     return metrics

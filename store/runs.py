@@ -134,6 +134,37 @@ def list_runs(
     return list(session.scalars(query))
 
 
+def browse_runs(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    offset: int,
+    limit: int,
+    sort: str,
+    status: RunStatus | None = None,
+    dataset_id: uuid.UUID | None = None,
+    name_contains: str | None = None,
+) -> tuple[list[Run], int]:
+    """One page of the tenant's runs and how many match. ``sort``: ``created`` (newest first)
+    or ``best`` (lowest best loss first; runs with no epoch yet last)."""
+    where = [Run.tenant_id == tenant_id]
+    if status is not None:
+        where.append(Run.status == status)
+    if dataset_id is not None:
+        where.append(Run.dataset_id == dataset_id)
+    if name_contains:
+        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
+    order = (
+        (Run.best_loss.is_(None), Run.best_loss, Run.created_at.desc(), Run.id)
+        if sort == "best"
+        else (Run.created_at.desc(), Run.id.desc())
+    )
+    rows = session.scalars(select(Run).where(*where).order_by(*order).offset(offset).limit(limit))
+    total = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
+    return list(rows), total
+
+
 def claim_run(session: Session, *, run_id: uuid.UUID, token: uuid.UUID, now: datetime) -> bool:
     """queued -> running with a fresh lease token; False if the run is not queued any more."""
     result = session.execute(

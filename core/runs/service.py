@@ -135,6 +135,18 @@ def get_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run
     return row
 
 
+def parse_status(status: str | None) -> RunStatus | None:
+    if status is None:
+        return None
+    try:
+        return RunStatus(status)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}",
+            {"field": "status", "value": status},
+        ) from None
+
+
 def list_runs(
     session: Session,
     *,
@@ -145,15 +157,7 @@ def list_runs(
     dataset_id: uuid.UUID | None = None,
 ) -> Page[Run]:
     check_limit(limit)
-    wanted: RunStatus | None = None
-    if status is not None:
-        try:
-            wanted = RunStatus(status)
-        except ValueError:
-            raise InvalidInput(
-                f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}",
-                {"field": "status", "value": status},
-            ) from None
+    wanted = parse_status(status)
     after = decode_cursor(cursor) if cursor else None
     rows = run_store.list_runs(
         session,

@@ -72,6 +72,12 @@ def test_diabetes_regression_explains_variance_in_label_units() -> None:
     linear = r2_score(y_te, LinearRegression().fit(x_tr, y_tr).predict(x_te))
     assert r2_score(y_te, predictions) >= linear - 0.1 > 0.2
     assert {"val_mae", "val_rmse", "val_r2"} <= set(result.history[-1])
+    # The plot's points are the validation split itself (fewer than 500 rows): its R² is the
+    # model's.
+    metrics = result.model.metrics
+    pairs = np.asarray(metrics["predicted_vs_actual"])
+    assert pairs.shape == (metrics["n"], 2)
+    assert r2_score(pairs[:, 0], pairs[:, 1]) == pytest.approx(metrics["r2"], abs=1e-6)
 
 
 def test_string_labels_and_categorical_features_round_trip() -> None:
