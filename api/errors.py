@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -15,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from api import ui
 from core.errors import DependencyDown, DescentError
 
 log = logging.getLogger(__name__)
@@ -177,11 +180,31 @@ def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error")
 
-    app.add_exception_handler(DescentError, _descent_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, database_down)
-    app.add_exception_handler(PoolTimeoutError, database_down)
-    app.add_exception_handler(BrokerOperationalError, broker_down)
-    app.add_exception_handler(IntegrityError, integrity)
-    app.add_exception_handler(Exception, unexpected)
+    handlers: list[tuple[type[Exception], Handler]] = [
+        (DescentError, _descent_error),
+        (RequestValidationError, _validation_error),
+        (StarletteHTTPException, _http_error),
+        (OperationalError, database_down),
+        (PoolTimeoutError, database_down),
+        (BrokerOperationalError, broker_down),
+        (IntegrityError, integrity),
+        (Exception, unexpected),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, _pages_too(handler))
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _pages_too(handler: Handler) -> Handler:
+    """The same errors on a dashboard page, as a page (a 401 goes to the sign-in form)."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if isinstance(response, JSONResponse) and ui.is_page(request.url.path):
+            error = orjson.loads(response.body)["error"]
+            return ui.error_page(request, response.status_code, error["code"], error["message"])
+        return response
+
+    return handle

@@ -26,17 +26,18 @@ def _json_error(description: str) -> dict[str, Any]:
 
 
 def _resume_point(after_epoch: int | None, last_event_id: str | None) -> int:
-    if after_epoch is not None:
-        return after_epoch
-    if last_event_id is None or last_event_id.strip() == "":
-        return 0
-    value = last_event_id.strip()
-    if not value.isdigit() or int(value) > MAX_EPOCH:
-        raise InvalidInput(
-            f"Last-Event-ID must be an epoch number (0 to {MAX_EPOCH})",
-            {"field": "Last-Event-ID", "location": "header"},
-        )
-    return int(value)
+    """Both say "seen up to here"; the later wins. A browser's EventSource reconnects to the
+    same URL (its ``after_epoch``) adding the Last-Event-ID it got to, which is further on."""
+    seen = 0
+    if last_event_id is not None and last_event_id.strip() != "":
+        value = last_event_id.strip()
+        if not value.isdigit() or int(value) > MAX_EPOCH:
+            raise InvalidInput(
+                f"Last-Event-ID must be an epoch number (0 to {MAX_EPOCH})",
+                {"field": "Last-Event-ID", "location": "header"},
+            )
+        seen = int(value)
+    return max(seen, after_epoch or 0)
 
 
 async def _stream_start(

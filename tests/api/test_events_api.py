@@ -91,8 +91,11 @@ def test_finished_run_replays_every_epoch_then_its_status_and_closes(
         ({"headers_extra": {"Last-Event-ID": "2"}}, [3, 4]),
         ({"params": {"after_epoch": 3}}, [4]),
         ({"headers_extra": {"Last-Event-ID": "4"}}, []),
+        # A browser's EventSource reconnecting: its URL's after_epoch, and the later id it saw.
+        ({"params": {"after_epoch": 1}, "headers_extra": {"Last-Event-ID": "3"}}, [4]),
+        ({"params": {"after_epoch": 3}, "headers_extra": {"Last-Event-ID": "1"}}, [4]),
     ],
-    ids=["last-event-id", "after_epoch", "all-seen"],
+    ids=["last-event-id", "after_epoch", "all-seen", "reconnect", "later-query"],
 )
 def test_resume_point_replays_only_what_follows(
     api: TestClient,
