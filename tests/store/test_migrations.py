@@ -167,7 +167,7 @@ def test_0003_fills_each_runs_best_epoch_from_its_history(fresh_url: str) -> Non
         return value.hex if sqlite else value
 
     with_val, without_val, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    epochs = {
+    epochs: dict[uuid.UUID, list[tuple[int, float, float | None, float | None]]] = {
         with_val: [(1, 0.9, 0.8, 0.5), (2, 0.5, 0.4, 0.7), (3, 0.3, 0.6, 0.8)],
         without_val: [(1, 0.9, None, None), (2, 0.2, None, None), (3, 0.4, None, None)],
     }
