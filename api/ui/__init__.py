@@ -28,8 +28,10 @@ def duration(run: Run) -> str:
     if run.started_at is None:
         return "–"
     end = run.finished_at or datetime.now(run.started_at.tzinfo)
-    seconds = max(0, int((end - run.started_at).total_seconds()))
-    minutes, secs = divmod(seconds, 60)
+    elapsed = max(0.0, (end - run.started_at).total_seconds())
+    if elapsed < 60:
+        return f"{elapsed:.1f} s"
+    minutes, secs = divmod(int(elapsed), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 

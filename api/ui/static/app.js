@@ -26,7 +26,11 @@ const Descent = (() => {
   const palette = ["#2359c4", "#d9480f", "#2b8a3e", "#9c36b5", "#e67700", "#0b7285", "#c2255c",
     "#5c940d", "#364fc7", "#862e9c"];
 
-  return { api, palette };
+  // Epochs are whole numbers: ticks at 1, 2, 5, 10, 20, ... never 1.25.
+  const epochTicks = [1, 2, 5].flatMap((m) => [1, 10, 100, 1000, 10000, 100000].map((p) => m * p)).sort((a, b) => a - b);
+  const epochAxis = { label: "epoch", incrs: epochTicks };
+
+  return { api, palette, epochAxis };
 })();
 
 // The runs table refreshes itself every 2 s while runs are live: keep what was ticked.

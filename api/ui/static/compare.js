@@ -19,7 +19,8 @@
   const chart = new uPlot({
     width: Math.max(el.clientWidth, 200), height: 320,
     scales: { x: { time: false } },
-    axes: [{ label: "epoch" }, { label: "loss", size: 60 }],
+    axes: [Descent.epochAxis, { label: "loss", size: 60 }],
+    legend: { live: false },
     series: [{ label: "epoch" }, ...ids.map((_, i) => ({
       label: names[i] || ids[i].slice(0, 8), stroke: Descent.palette[i % Descent.palette.length], width: 2, spanGaps: true,
     }))],

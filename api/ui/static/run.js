@@ -72,10 +72,10 @@
       width: Math.max(el.clientWidth, 200),
       height: 220,
       scales: { x: { time: false } },
-      axes: [{ label: "epoch" }, { label: yLabel, size: 60 }],
+      axes: [Descent.epochAxis, { label: yLabel, size: 60 }],
       series: [{ label: "epoch" }, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true }))],
       hooks: marker ? { draw: [bestLine] } : {},
-      legend: { live: true },
+      legend: { live: false },
     };
     const chart = new uPlot(opts, [[], ...lines.map(() => [])], el);
     new ResizeObserver(() => chart.setSize({ width: Math.max(el.clientWidth, 200), height: 220 })).observe(el);
@@ -122,7 +122,7 @@
     // The final state (model, confusion matrix, error) as the server renders it.
     const html = await (await fetch(location.href, { credentials: "same-origin" })).text();
     const fresh = new DOMParser().parseFromString(html, "text/html");
-    for (const id of ["outcome", "run-error", "run-eta"]) {
+    for (const id of ["outcome", "run-error", "run-facts"]) {
       const next = fresh.getElementById(id);
       if (next) document.getElementById(id).replaceWith(next);
     }

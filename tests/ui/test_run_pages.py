@@ -1,0 +1,110 @@
+"""The run page live (epochs counted as the worker trains, no reload), cancel from the page,
+compare, and the runs list's filters."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import Server, shot
+from tests.ui.world import QUICK_SPEC, api, run_json, sign_in, submit, upload_digits, wait_final
+
+# Slow enough (batch 2, a wider layer) that a person watching sees every epoch arrive.
+WATCHED_EPOCHS = 20
+WATCHED_SPEC = {**QUICK_SPEC, "layers": [{"units": 128}], "batch_size": 2, "epochs": WATCHED_EPOCHS}
+
+
+def test_the_run_page_counts_epochs_live_and_ends_with_a_confusion_matrix(
+    server: Server, page: Page, console_errors: list[str]
+) -> None:
+    run_id = submit(server, upload_digits(server), WATCHED_SPEC, name="watched")
+    sign_in(page, server)
+    page.goto(f"{server.base}/ui/runs/{run_id}")
+    page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
+    counter = page.get_by_test_id("epoch-counter")
+    seen: list[int] = []
+    deadline = time.monotonic() + 120
+    while page.get_by_test_id("run-status").text_content() != "succeeded":
+        assert time.monotonic() < deadline, f"the page never showed the end; saw {seen}"
+        value = int(counter.text_content() or 0)
+        if not seen or value != seen[-1]:
+            seen.append(value)
+            if len(seen) == 3:
+                shot(page, "run-page-training")
+        page.wait_for_timeout(50)
+    assert seen == sorted(seen), seen  # it only rises
+    assert len([v for v in seen if 0 < v < WATCHED_EPOCHS]) >= 2, seen  # seen mid-training
+    expect(counter).to_have_text(str(WATCHED_EPOCHS))
+    assert page.evaluate("window.sameDocument") is True
+    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", str(WATCHED_EPOCHS))
+
+    matrix = page.get_by_test_id("confusion-matrix")
+    expect(matrix).to_be_visible()
+    run = run_json(server, run_id)
+    with api(server) as http:
+        model = http.get(f"/v1/models/{run['model_id']}").json()
+    cells = [int(t) for t in matrix.locator("tbody td").all_text_contents()]
+    assert cells == [v for row in model["metrics"]["confusion_matrix"] for v in row]
+    assert sum(cells) == model["metrics"]["n"]
+    expect(page.get_by_test_id("run-best")).to_contain_text(f"epoch {run['best']['epoch']}")
+    shot(page, "run-page-done")
+
+    csv = page.request.get(f"{server.base}/ui/runs/{run_id}/history.csv").text()
+    lines = csv.strip().splitlines()
+    assert lines[0].startswith("epoch,train_loss,val_loss") and len(lines) == WATCHED_EPOCHS + 1
+    assert console_errors == []
+
+
+def test_cancel_from_the_page_ends_the_run(server: Server, page: Page) -> None:
+    run_id = submit(server, upload_digits(server), {**WATCHED_SPEC, "epochs": 100_000})
+    sign_in(page, server)
+    page.goto(f"{server.base}/ui/runs/{run_id}")
+    expect(page.get_by_test_id("epoch-counter")).not_to_have_text("0", timeout=60_000)
+    page.get_by_test_id("cancel-run").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("cancelled", timeout=30_000)
+    expect(page.get_by_test_id("cancel-run")).to_be_hidden()
+    assert wait_final(server, run_id)["status"] == "cancelled"
+    shot(page, "run-page-cancelled")
+
+
+def test_compare_two_runs(server: Server, page: Page, console_errors: list[str]) -> None:
+    dataset_id = upload_digits(server)
+    ids = [
+        submit(
+            server, dataset_id, {**QUICK_SPEC, "optimizer": {"name": "adam", "learning_rate": lr}}
+        )
+        for lr in (0.003, 0.0003)
+    ]
+    for run_id in ids:
+        wait_final(server, run_id)
+    sign_in(page, server)
+    for run_id in ids:
+        page.locator(f'[data-run-id="{run_id}"] input[name="run"]').check()
+    page.get_by_test_id("compare-selected").click()
+    expect(page.get_by_test_id("compare-chart")).to_have_attribute("data-series", "2")
+    diff = page.get_by_test_id("spec-diff")
+    expect(diff.locator("tr[data-field]")).to_have_count(1)
+    row = diff.locator('tr[data-field="optimizer.learning_rate"]')
+    expect(row).to_contain_text("0.003")
+    expect(row).to_contain_text("0.0003")
+    shot(page, "compare")
+    assert console_errors == []
+
+
+def test_the_runs_list_filters_and_sorts(server: Server, page: Page) -> None:
+    dataset_id = upload_digits(server, name="for-filters")
+    good = submit(server, dataset_id, QUICK_SPEC, name="filter-me-good")
+    poor = submit(server, dataset_id, {**QUICK_SPEC, "epochs": 1}, name="filter-me-poor")
+    for run_id in (good, poor):
+        wait_final(server, run_id)
+    sign_in(page, server)
+    page.get_by_test_id("filter-name").fill("filter-me")
+    rows = page.get_by_test_id("run-row")
+    expect(rows).to_have_count(2)
+    page.get_by_test_id("sort").select_option("best")
+    expect(rows.first).to_have_attribute("data-run-id", good)  # the lower validation loss
+    page.get_by_test_id("filter-status").select_option("cancelled")
+    expect(rows).to_have_count(0)
+    assert "status=cancelled" in page.url  # the filters are in the address: shareable, reloadable
+    shot(page, "runs-filtered")
