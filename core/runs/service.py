@@ -11,7 +11,6 @@ import logging
 import uuid
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -181,21 +180,25 @@ def get_history(
     since_epoch: int = 0,
     max_points: int | None = None,
 ) -> list[RunEpoch]:
-    """Epochs after ``since_epoch`` in order; ``max_points`` thins evenly, keeping the last."""
+    """Epochs after ``since_epoch`` in order; ``max_points`` thins evenly, keeping the first
+    and the last."""
     if since_epoch < 0:
         raise InvalidInput("since_epoch must be >= 0", {"field": "since_epoch"})
     if max_points is not None and max_points < 1:
         raise InvalidInput("max_points must be >= 1", {"field": "max_points"})
     get_run(session, tenant_id=tenant_id, run_id=run_id)
+    every = 1
+    if max_points is not None:
+        n = run_store.count_epochs(
+            session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
+        )
+        if n > max_points:
+            # Rows 1, 1+every, 1+2*every, ... and the last: at most max_points of them.
+            every = n if max_points == 1 else -(-(n - 1) // (max_points - 1))
     rows = run_store.list_epochs(
-        session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
+        session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch, every=every
     )
-    if max_points is not None and len(rows) > max_points:
-        if max_points == 1:
-            return rows[-1:]
-        picks = np.linspace(0, len(rows) - 1, max_points).round().astype(int)
-        rows = [rows[i] for i in sorted(set(picks.tolist()))]
-    return rows
+    return rows[-1:] if max_points == 1 else rows
 
 
 def cancel_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> RunStatus:
