@@ -187,18 +187,27 @@ def get_history(
     if max_points is not None and max_points < 1:
         raise InvalidInput("max_points must be >= 1", {"field": "max_points"})
     get_run(session, tenant_id=tenant_id, run_id=run_id)
-    every = 1
+    span = None
     if max_points is not None:
-        n = run_store.count_epochs(
+        span = run_store.epoch_span(
             session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
         )
-        if n > max_points:
-            # Rows 1, 1+every, 1+2*every, ... and the last: at most max_points of them.
-            every = n if max_points == 1 else -(-(n - 1) // (max_points - 1))
-    rows = run_store.list_epochs(
-        session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch, every=every
-    )
-    return rows[-1:] if max_points == 1 else rows
+    if span is None or max_points is None or span[1] - span[0] < max_points:
+        return run_store.list_epochs(
+            session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
+        )
+    first, last = span
+    if max_points == 1:
+        return run_store.list_epochs(
+            session, tenant_id=tenant_id, run_id=run_id, since_epoch=last - 1
+        )
+    # Epochs first, first + every, ... and the last: at most max_points of them (epochs are
+    # numbered without gaps, so this is every n-th row).
+    every = -(-(last - first) // (max_points - 1))
+    return run_store.list_epochs(
+        session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch, every=every,
+        first=first, last=last,
+    )  # fmt: skip
 
 
 def cancel_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> RunStatus:
