@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow, descent_command
+from tests.e2e.dashboard_flow import dashboard_flow
 from tests.e2e.helpers import (
     free_port,
     process,
@@ -42,7 +43,8 @@ def test_descent_serve_trains_and_predicts(tmp_path: Path) -> None:
         key = wait_for(lambda: _key_from(log), timeout=30, what="the API key line")
         assert f"http://127.0.0.1:{port}" in log.read_text()
         wait_healthy(base, serve, log)
-        train_digits_through_api(base, key)
+        final = train_digits_through_api(base, key)
+        dashboard_flow(base, key, final["id"])
         dataset_id = client_flow(base, key, tmp_path)
         cli_runner_flow(base, key, dataset_id)
         cli_flow(base, key, tmp_path)

@@ -18,6 +18,7 @@ from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
 from tests.conftest import create_pg_database, drop_pg_database, service_down
 from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow
+from tests.e2e.dashboard_flow import dashboard_flow
 from tests.e2e.helpers import free_port, process, train_digits_through_api, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -81,6 +82,7 @@ def test_uvicorn_and_celery_worker_train_digits(pg_url: str, redis_db: str, tmp_
         assert ready["checks"] == {"database": "ok", "broker": "ok"}
         final = train_digits_through_api(base, key)
         assert final["attempts"] == 1
+        dashboard_flow(base, key, final["id"])
         dataset_id = client_flow(base, key, tmp_path)
         cli_runner_flow(base, key, dataset_id)
         cli_flow(base, key, tmp_path)

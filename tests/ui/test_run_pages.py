@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.ui.conftest import Server, shot
 from tests.ui.world import QUICK_SPEC, api, run_json, sign_in, submit, upload_digits, wait_final
@@ -108,3 +108,39 @@ def test_the_runs_list_filters_and_sorts(server: Server, page: Page) -> None:
     expect(rows).to_have_count(0)
     assert "status=cancelled" in page.url  # the filters are in the address: shareable, reloadable
     shot(page, "runs-filtered")
+
+
+def test_running_rows_update_without_a_reload(server: Server, page: Page) -> None:
+    run_id = submit(server, upload_digits(server), WATCHED_SPEC, name="live-row")
+    sign_in(page, server)
+    page.evaluate("window.sameDocument = true")
+    status = page.locator(
+        f'[data-testid="run-row"][data-run-id="{run_id}"] >> [data-testid="run-status"]'
+    )
+    expect(status).to_have_text("succeeded", timeout=120_000)
+    assert page.evaluate("window.sameDocument") is True
+
+
+def test_keyboard_and_a_narrow_window(server: Server, browser: Browser) -> None:
+    run_id = submit(server, upload_digits(server), QUICK_SPEC, name="narrow")
+    wait_final(server, run_id)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.base}/")
+        page.keyboard.type(server.key)  # the key field has the focus
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("runs-table")).to_be_visible()
+        for path in ("/ui/runs", f"/ui/runs/{run_id}", "/ui/datasets", "/ui/runs/new"):
+            page.goto(f"{server.base}{path}")
+            page.wait_for_load_state("networkidle")
+            # Wide tables scroll inside their box; the page itself never scrolls sideways.
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), path
+            shot(page, f"narrow{path.replace('/', '-')[:24]}")
+        page.goto(f"{server.base}/ui/runs")
+        link = page.locator(f'[data-run-id="{run_id}"] a')
+        link.focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("epoch-counter")).to_be_visible()
+    finally:
+        context.close()

@@ -39,6 +39,8 @@ def test_sign_in_lists_the_tenants_runs_and_sign_out_ends_it(
     page.goto(f"{server.base}/ui/runs")
     expect(page.get_by_test_id("login")).to_be_visible()  # the session is gone, not just hidden
     assert not any(server.key in url for url in page_urls), page_urls
+    # Nor in the server's log, beyond the start-up line that hands it out.
+    assert server.log.read_text().count(server.key) == 1
     # The one error is the refused sign-in's own 401.
     assert [e for e in console_errors if "401 (Unauthorized)" not in e] == []
     assert len(console_errors) == 1
