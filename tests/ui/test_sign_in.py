@@ -81,3 +81,19 @@ def test_a_cross_site_post_is_refused(server: Server, page: Page) -> None:
         dataset_id,
     )
     assert with_token == "queued"
+
+
+def test_names_are_shown_as_text_never_run(
+    server: Server, page: Page, console_errors: list[str]
+) -> None:
+    hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    run_id = submit(server, upload_digits(server, name="<b>bold</b>"), QUICK_SPEC, name=hostile)
+    wait_final(server, run_id)
+    sign_in(page, server)
+    for path in ("/ui/runs", f"/ui/runs/{run_id}", f"/ui/compare?run={run_id}", "/ui/datasets"):
+        page.goto(f"{server.base}{path}")
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("window.pwned") is None, path
+    page.goto(f"{server.base}/ui/runs/{run_id}")
+    expect(page.locator("h1")).to_have_text(hostile)
+    assert console_errors == []
