@@ -218,6 +218,7 @@ def serve(host: str, port: int, data_dir: Path, workers: int) -> None:
         )
         _echo(f"Descent is serving on http://{host}:{port} (data in {data_dir})")
         _echo(f"API key: {key}")
+        _echo(f"Dashboard: http://{host}:{port}/ (sign in with the key); API docs: /docs")
         _echo("Press Ctrl-C to stop.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
