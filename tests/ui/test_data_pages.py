@@ -118,3 +118,39 @@ def test_docs_and_redoc_render_from_the_server_alone(
     # it even online (tests/api/test_offline_docs.py), and it hides itself.
     assert all(url.startswith("https://cdn.redoc.ly/") for url in elsewhere), elsewhere
     assert [e for e in console_errors if "cdn.redoc.ly" not in e] == []
+
+
+def test_a_regression_run_ends_with_predicted_vs_actual_and_predicts_a_value(
+    server: Server, page: Page, console_errors: list[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = x @ np.array([2.0, -1.0, 0.5]) + 0.1 * rng.normal(size=300)
+    table = "a,b,c,target\n" + "".join(
+        f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(x, y, strict=True)
+    )
+    with api(server) as http:
+        dataset = http.post("/v1/datasets", files={"file": ("reg.csv", table, "text/csv")}).json()
+    assert dataset["task"] == "regression"
+    run_id = submit(server, dataset["id"], {"layers": [{"units": 16}], "epochs": 30, "seed": 2})
+    model_id = wait_final(server, run_id)["model_id"]
+    sign_in(page, server)
+    page.goto(f"{server.base}/ui/runs/{run_id}")
+    chart = page.get_by_test_id("predicted-vs-actual")
+    expect(chart.locator("canvas")).to_have_count(1)
+    expect(page.get_by_text("R²").first).to_be_visible()
+    shot(page, "run-page-regression")
+    page.goto(f"{server.base}/ui/models/{model_id}")
+    form = page.get_by_test_id("predict-form")
+    for name, value in zip("abc", (1.0, 0.0, 0.0), strict=True):
+        form.locator(f'input[name="{name}"]').fill(str(value))
+    form.get_by_test_id("predict-submit").click()
+    with api(server) as http:
+        expected = http.post(
+            f"/v1/models/{model_id}/predict", json={"records": [{"a": 1.0, "b": 0.0, "c": 0.0}]}
+        ).json()["predictions"][0]
+    shown = page.get_by_test_id("predict-result").locator("h3")
+    expect(shown).to_have_text(str(expected))
+    assert abs(float(shown.text_content() or "nan") - 2.0) < 0.5  # the known slope of a
+    assert page.get_by_test_id("predict-result").locator(".bar-row").count() == 0
+    assert console_errors == []

@@ -153,7 +153,7 @@
       axes: [{ label: "actual" }, { label: "predicted", size: 60 }],
       series: [{ label: "actual" },
         { label: "predicted", stroke: colors.val, paths: () => null, points: { show: true, size: 5, fill: colors.val } },
-        { label: "ideal", stroke: colors.train, dash: [4, 4], width: 1 }],
+        { label: "ideal", stroke: colors.train, dash: [4, 4], width: 1, points: { show: false } }],
     }, [xs, points.map((p) => p[1]), xs], el);
     new ResizeObserver(() => chart.setSize({ width: Math.max(el.clientWidth, 200), height: 300 })).observe(el);
   }
