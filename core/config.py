@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_categories: int = Field(default=1_000, gt=1)
     # Wall-clock budget for parsing one upload; past it the upload is refused (413) naming it.
     parse_budget_seconds: float = Field(default=60.0, gt=0)
+    # Image archives: files per archive, and pixels an image may declare (checked from its
+    # header before it is decoded: a decompression bomb is refused unread).
+    max_image_files: int = Field(default=100_000, gt=0)
+    max_image_pixels: int = Field(default=4096 * 4096, gt=0)
     # A temporary upload file untouched this long belongs to no live request (its API process
     # died): the housekeeping pass removes it.
     stale_upload_seconds: float = Field(default=3600.0, gt=0)

@@ -82,6 +82,7 @@ class Model:
             arrays[f"layer{i}.b"] = layer.params["b"]
         arrays["preprocessing.mean"] = self.preprocessor.mean
         arrays["preprocessing.scale"] = self.preprocessor.scale
+        arrays["preprocessing.fill"] = self.preprocessor.fill
         if self.target_scaler is not None:
             arrays["target.mean"] = self.target_scaler.mean
             arrays["target.scale"] = self.target_scaler.scale
@@ -91,11 +92,7 @@ class Model:
             "classes": self.classes,
             "layer_sizes": self.network.sizes,
             "activations": [layer.activation for layer in self.spec.layers],
-            "preprocessing": {
-                "feature_names": self.preprocessor.feature_names,
-                "feature_types": self.preprocessor.feature_types,
-                "categories": self.preprocessor.categories,
-            },
+            "preprocessing": self.preprocessor.to_json(),
             "spec": self.spec.model_dump(mode="json"),
             "metrics": self.metrics,
         }
@@ -132,8 +129,11 @@ def load_model(data: bytes) -> Model:
                 **pre_meta,
                 "mean": arrays["preprocessing.mean"],
                 "scale": arrays["preprocessing.scale"],
+                "fill": arrays.get("preprocessing.fill"),
             }
         )
+        if preprocessor.fill.shape != preprocessor.mean.shape:
+            raise ArtifactError("preprocessing.fill does not match the numeric features")
         if preprocessor.n_inputs != sizes[0]:
             raise ArtifactError("preprocessing does not match the first layer")
         classes = meta["classes"]

@@ -103,6 +103,7 @@ def prepare_data(
         feature_names=names,
         feature_types=types,
         standardize=resolved.preprocessing.standardize,
+        impute=resolved.preprocessing.impute,
     )
     y_val: Array | None = None
     if task == "regression":

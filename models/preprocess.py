@@ -1,15 +1,20 @@
 """Preprocessing fitted on the training split and stored with the model.
 
-Features arrive raw: a numeric array, or rows mixing numbers and strings. Numeric columns are
-standardized (mean/std of the training split); categorical columns are one-hot encoded over the
-categories seen in training (an unseen category encodes as all zeros, as scikit-learn's
-handle_unknown="ignore"). Network inputs are the numeric columns first, then each categorical
-column's one-hot block. Class labels become indices into the sorted `classes`; regression
-targets are standardized for training and mapped back on prediction.
+Features arrive raw: a numeric array, or rows mixing numbers and strings. A missing value is
+NaN or None. Numeric columns are imputed (the training split's median or mean) and standardized
+(mean/std of the training split, after imputing); each numeric column that had a missing value
+in training also gets a 0/1 "was missing" input. Categorical columns are one-hot encoded over
+the categories seen in training (an unseen category encodes as all zeros, as scikit-learn's
+handle_unknown="ignore"), plus a "missing" slot for a column that had missing values in
+training. Network inputs are the numeric columns, then the missing indicators, then each
+categorical column's one-hot block (and its missing slot). Class labels become indices into the
+sorted `classes`; regression targets are standardized for training and mapped back on
+prediction.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +65,10 @@ def infer_feature_types(rows: Array) -> list[FeatureType]:
     ]
 
 
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and bool(np.isnan(value)))
+
+
 @dataclass
 class Preprocessor:
     feature_names: list[str]
@@ -67,6 +76,19 @@ class Preprocessor:
     mean: Array  # per numeric feature, float64
     scale: Array
     categories: list[list[str]] = field(default_factory=list)  # per categorical feature
+    impute: str = "median"
+    # Per numeric feature: what a missing value becomes.
+    fill: Array = field(default_factory=lambda: np.zeros(0))
+    # Positions in the numeric block of the columns with a "was missing" input.
+    indicators: list[int] = field(default_factory=list)
+    # Per categorical feature: whether it has a "missing" slot after its categories.
+    missing_slot: list[bool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.fill) == 0:
+            self.fill = np.zeros(len(self.mean))
+        if not self.missing_slot:
+            self.missing_slot = [False] * len(self.categories)
 
     @property
     def numeric_columns(self) -> list[int]:
@@ -78,7 +100,10 @@ class Preprocessor:
 
     @property
     def n_inputs(self) -> int:
-        return len(self.numeric_columns) + sum(len(c) for c in self.categories)
+        categorical = sum(
+            len(c) + m for c, m in zip(self.categories, self.missing_slot, strict=True)
+        )
+        return len(self.numeric_columns) + len(self.indicators) + categorical
 
     @classmethod
     def fit(
@@ -88,8 +113,20 @@ class Preprocessor:
         feature_names: list[str],
         feature_types: list[FeatureType],
         standardize: bool,
+        impute: str = "median",
     ) -> Preprocessor:
-        numeric = _numeric_block(rows, feature_types, feature_names, DataError)
+        allow = impute != "none"
+        numeric = _numeric_block(rows, feature_types, feature_names, DataError, allow_missing=allow)
+        missing = np.isnan(numeric)
+        indicators = np.flatnonzero(missing.any(axis=0)).tolist()
+        fill = np.zeros(numeric.shape[1])
+        if indicators:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: NaN
+                center = np.nanmedian if impute == "median" else np.nanmean
+                fill[indicators] = center(numeric[:, indicators], axis=0)
+            fill[~np.isfinite(fill)] = 0.0
+            numeric = np.where(missing, fill, numeric)
         if standardize and len(numeric):
             mean = numeric.mean(axis=0)
             scale = numeric.std(axis=0)
@@ -97,12 +134,28 @@ class Preprocessor:
         else:
             mean = np.zeros(numeric.shape[1])
             scale = np.ones(numeric.shape[1])
-        categories = [
-            sorted({str(v) for v in rows[:, j]})
-            for j, t in enumerate(feature_types)
-            if t == "categorical"
-        ]
-        return cls(list(feature_names), list(feature_types), mean, scale, categories)
+        categories: list[list[str]] = []
+        missing_slot: list[bool] = []
+        for j, t in enumerate(feature_types):
+            if t != "categorical":
+                continue
+            gaps = [is_missing(v) for v in rows[:, j]]
+            if any(gaps) and not allow:
+                i = gaps.index(True)
+                raise DataError(
+                    f"row {i}, feature {feature_names[j]!r}: a missing value, and "
+                    "preprocessing.impute is 'none'",
+                    row=i,
+                    feature=feature_names[j],
+                )
+            categories.append(
+                sorted({str(v) for v, gap in zip(rows[:, j], gaps, strict=True) if not gap})
+            )
+            missing_slot.append(any(gaps))
+        return cls(
+            list(feature_names), list(feature_types), mean, scale, categories,
+            impute=impute, fill=fill, indicators=indicators, missing_slot=missing_slot,
+        )  # fmt: skip
 
     def transform(
         self,
@@ -120,29 +173,62 @@ class Preprocessor:
                 got=int(rows.shape[1]),
             )
         out = np.zeros((rows.shape[0], self.n_inputs + int(augment)), dtype=dtype)
-        numeric = _numeric_block(rows, self.feature_types, self.feature_names, error)
+        numeric = _numeric_block(
+            rows, self.feature_types, self.feature_names, error, allow_missing=self.impute != "none"
+        )
         k = numeric.shape[1]
+        missing = np.isnan(numeric)
+        if missing.any():
+            numeric = np.where(missing, self.fill, numeric)
         np.subtract(numeric, self.mean, out=numeric)
         np.divide(numeric, self.scale, out=numeric)
         out[:, :k] = numeric
-        for j, cats in zip(self.categorical_columns, self.categories, strict=True):
+        out[:, k : k + len(self.indicators)] = missing[:, self.indicators]
+        k += len(self.indicators)
+        for j, cats, slot in zip(
+            self.categorical_columns, self.categories, self.missing_slot, strict=True
+        ):
             lookup = {c: i for i, c in enumerate(cats)}
-            idx = np.fromiter((lookup.get(str(v), -1) for v in rows[:, j]), dtype=np.int64)
+            if slot:
+                idx = np.fromiter(
+                    (len(cats) if is_missing(v) else lookup.get(str(v), -1) for v in rows[:, j]),
+                    dtype=np.int64,
+                )
+            else:
+                idx = np.fromiter((lookup.get(str(v), -1) for v in rows[:, j]), dtype=np.int64)
             known = idx >= 0
             out[np.flatnonzero(known), k + idx[known]] = 1.0
-            k += len(cats)
+            k += len(cats) + slot
         if augment:
             out[:, -1] = 1.0
         return out
 
+    def to_json(self) -> dict[str, Any]:
+        """What the model's JSON holds (the arrays mean, scale and fill are stored beside it)."""
+        return {
+            "feature_names": self.feature_names,
+            "feature_types": self.feature_types,
+            "categories": self.categories,
+            "impute": self.impute,
+            "indicators": self.indicators,
+            "missing_slot": self.missing_slot,
+        }
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
+        """Models saved before imputation existed have none of its keys: no fill, no slots."""
+        mean = np.asarray(data["mean"], dtype=np.float64)
+        fill = data.get("fill")
         return cls(
             list(data["feature_names"]),
             list(data["feature_types"]),
-            np.asarray(data["mean"], dtype=np.float64),
+            mean,
             np.asarray(data["scale"], dtype=np.float64),
             [list(c) for c in data["categories"]],
+            impute=str(data.get("impute", "median")),
+            fill=np.zeros(len(mean)) if fill is None else np.asarray(fill, dtype=np.float64),
+            indicators=[int(i) for i in data.get("indicators", [])],
+            missing_slot=[bool(m) for m in data.get("missing_slot", [])],
         )
 
 
@@ -151,32 +237,42 @@ def _numeric_block(
     feature_types: list[FeatureType],
     feature_names: list[str],
     error: type[DataError] | type[InputError],
+    *,
+    allow_missing: bool = True,
 ) -> Array:
-    """The numeric columns as a fresh float64 array; names the row and feature of a bad value."""
+    """The numeric columns as a fresh float64 array, NaN where a value is missing (None or
+    NaN); names the row and feature of a bad value (text, infinity, or a missing value when
+    they are refused)."""
     cols = [j for j, t in enumerate(feature_types) if t == "numeric"]
     if rows.dtype.kind in "biuf":
         block = rows[:, cols].astype(np.float64)
     else:
         block = np.empty((rows.shape[0], len(cols)), dtype=np.float64)
         for k, j in enumerate(cols):
+            column = rows[:, j]
             try:
-                block[:, k] = rows[:, j].astype(np.float64)
+                block[:, k] = column.astype(np.float64)
             except (ValueError, TypeError):
-                for i, v in enumerate(rows[:, j]):
-                    if not _is_number(v):
+                for i, v in enumerate(column):
+                    if is_missing(v):
+                        block[i, k] = np.nan
+                    elif _is_number(v):
+                        block[i, k] = float(v)
+                    else:
                         raise error(
                             f"row {i}, feature {feature_names[j]!r}: {str(v)!r} is not a number",
                             row=i,
                             feature=feature_names[j],
                             value=str(v),
                         ) from None
-                raise
-    finite = np.isfinite(block)
-    if not finite.all():
-        i, k = (int(a[0]) for a in np.nonzero(~finite))
+    bad = np.isinf(block) if allow_missing else ~np.isfinite(block)
+    if bad.any():
+        i, k = (int(a[0]) for a in np.nonzero(bad))
         name = feature_names[cols[k]]
+        what = "a missing value, and preprocessing.impute is 'none'"
         raise error(
-            f"row {i}, feature {name!r}: {block[i, k]} is not a finite number",
+            f"row {i}, feature {name!r}: "
+            + (what if np.isnan(block[i, k]) else f"{block[i, k]} is not a finite number"),
             row=i,
             feature=name,
             value=str(block[i, k]),

@@ -20,6 +20,7 @@ LossName = Literal["categorical_crossentropy", "binary_crossentropy", "mse", "ma
 OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine", "plateau"]
 Initializer = Literal["he_uniform", "he_normal", "glorot_uniform", "glorot_normal"]
+Impute = Literal["median", "mean", "none"]
 Monitor = Literal["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
 
 CLASSIFICATION_LOSSES = ("categorical_crossentropy", "binary_crossentropy")
@@ -95,6 +96,9 @@ class PreprocessingSpec(_Strict):
     standardize: bool = True
     # Regression targets are standardized for training and mapped back at predict time.
     standardize_target: bool = True
+    # Missing values: numeric columns take the training split's median (or mean) plus a 0/1
+    # "was missing" input; categorical columns get a "missing" category. "none" refuses them.
+    impute: Impute = "median"
 
 
 class TrainingSpec(_Strict):

@@ -32,6 +32,8 @@ class DatasetFormat(StrEnum):
     csv = "csv"
     npz = "npz"
     json = "json"
+    parquet = "parquet"
+    images = "images"  # a zip of class folders of PNG/JPEG files
 
 
 class RunStatus(StrEnum):

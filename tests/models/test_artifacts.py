@@ -81,7 +81,9 @@ def test_predict_input_errors_name_the_problem(trained) -> None:
     with pytest.raises(InputError, match="expected 4 features, got 3"):
         model.predict([[1.0, 2.0, 3.0]])
     with pytest.raises(InputError, match=r"feature 'x1'.*not a finite"):
-        model.predict([[1.0, float("nan"), 3.0, 4.0]])
+        model.predict([[1.0, float("inf"), 3.0, 4.0]])
+    # NaN and None are missing values: imputed, not refused (tests/models/test_impute.py).
+    assert model.predict([[1.0, float("nan"), 3.0, None]]).shape == (1,)
     with pytest.raises(InputError, match="'abc' is not a number"):
         model.predict([[1.0, "abc", 3.0, 4.0]])
     with pytest.raises(InputError, match="no rows"):

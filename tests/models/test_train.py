@@ -229,9 +229,12 @@ def test_bad_training_data_is_named(iris) -> None:
     with pytest.raises(DataError, match="X has 150 rows, y has 149"):
         train(x, y[:-1], small_spec())
     bad = x.copy()
-    bad[7, 2] = np.nan
-    with pytest.raises(DataError, match="row 7, feature 'x2'"):
+    bad[7, 2] = np.inf
+    with pytest.raises(DataError, match="row 7, feature 'x2'.*not a finite"):
         train(bad, y, small_spec(validation_split=0.0))
+    bad[7, 2] = np.nan  # missing: refused only when the spec says so
+    with pytest.raises(DataError, match="row 7, feature 'x2': a missing value"):
+        train(bad, y, small_spec(validation_split=0.0, preprocessing={"impute": "none"}))
     with pytest.raises(Exception, match="at least 2 classes"):
         train(x, np.zeros(len(x)), small_spec())
     with pytest.raises(DataError, match="single sample"):

@@ -1,0 +1,110 @@
+"""Missing values in the engine: numeric columns take the training split's median (or mean)
+plus a 0/1 indicator input, categorical columns a "missing" slot; fitted on training rows only,
+stored with the model, applied at predict; "none" refuses them naming row and feature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import train
+from models.errors import DataError
+from models.model import load_model
+from models.preprocess import Preprocessor
+
+NAN = float("nan")
+
+
+def _rows() -> np.ndarray:
+    rows = np.empty((6, 3), dtype=object)
+    rows[:, 0] = [1.0, NAN, 3.0, 10.0, None, 4.0]  # numeric with gaps: median of 1,3,10,4 = 3.5
+    rows[:, 1] = [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]  # numeric, complete: no indicator
+    rows[:, 2] = ["red", None, "blue", "red", NAN, "blue"]  # categorical with gaps
+    return rows
+
+
+def test_fit_fills_from_the_training_rows_and_adds_indicators_and_a_missing_slot() -> None:
+    rows = _rows()
+    pre = Preprocessor.fit(
+        rows, feature_names=["a", "b", "c"], feature_types=["numeric", "numeric", "categorical"],
+        standardize=False,
+    )  # fmt: skip
+    assert pre.fill.tolist() == [3.5, 0.0] and pre.indicators == [0]
+    assert pre.categories == [["blue", "red"]] and pre.missing_slot == [True]
+    assert pre.n_inputs == 2 + 1 + 3
+    out = pre.transform(rows, dtype="float64")
+    # a, b, a-was-missing, c=blue, c=red, c=missing
+    np.testing.assert_array_equal(
+        out,
+        [
+            [1.0, 5.0, 0, 0, 1, 0],
+            [3.5, 6.0, 1, 0, 0, 1],
+            [3.0, 7.0, 0, 1, 0, 0],
+            [10.0, 8.0, 0, 0, 1, 0],
+            [3.5, 9.0, 1, 0, 0, 1],
+            [4.0, 10.0, 0, 1, 0, 0],
+        ],
+    )
+    mean = Preprocessor.fit(
+        rows, feature_names=["a", "b", "c"], feature_types=["numeric", "numeric", "categorical"],
+        standardize=True, impute="mean",
+    )  # fmt: skip
+    assert mean.fill[0] == pytest.approx(4.5)  # (1 + 3 + 10 + 4) / 4
+    # Standardized after imputing: the filled column's mean is that of the filled values.
+    filled = np.array([1.0, 4.5, 3.0, 10.0, 4.5, 4.0])
+    assert mean.mean[0] == pytest.approx(filled.mean()) and mean.scale[0] == pytest.approx(
+        filled.std()
+    )
+
+
+def test_complete_columns_cost_nothing() -> None:
+    x = np.arange(12.0).reshape(6, 2)
+    pre = Preprocessor.fit(
+        x, feature_names=["a", "b"], feature_types=["numeric", "numeric"], standardize=True
+    )
+    assert pre.indicators == [] and pre.n_inputs == 2
+    # A gap seen only at predict time is filled, with no indicator to set.
+    out = pre.transform(np.array([[NAN, 1.0]]), dtype="float64")
+    assert out[0, 0] == pytest.approx((0.0 - pre.mean[0]) / pre.scale[0])
+
+
+def test_impute_none_refuses_naming_row_and_feature() -> None:
+    with pytest.raises(DataError, match=r"row 1, feature 'a': a missing value.*impute is 'none'"):
+        Preprocessor.fit(
+            _rows(), feature_names=["a", "b", "c"],
+            feature_types=["numeric", "numeric", "categorical"], standardize=False, impute="none",
+        )  # fmt: skip
+    rows = _rows()
+    rows[:, 0] = 1.0
+    with pytest.raises(DataError, match=r"row 1, feature 'c': a missing value"):
+        Preprocessor.fit(
+            rows, feature_names=["a", "b", "c"],
+            feature_types=["numeric", "numeric", "categorical"], standardize=False, impute="none",
+        )  # fmt: skip
+
+
+def test_a_trained_model_keeps_its_imputation_through_save_and_load() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=(n, 2))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    x[rng.random(n) < 0.2, 0] = np.nan
+    result = train(x, y, {"layers": [{"units": 8}], "epochs": 30, "validation_split": 0.0})
+    pre = result.model.preprocessor
+    assert pre.indicators == [0]
+    assert pre.fill[0] == pytest.approx(float(np.nanmedian(x[:, 0])))  # all rows train here
+    loaded = load_model(result.model.to_bytes())
+    np.testing.assert_array_equal(loaded.preprocessor.fill, pre.fill)
+    assert loaded.preprocessor.indicators == [0]
+    probe = np.array([[np.nan, 2.0], [np.nan, -2.0]])
+    np.testing.assert_allclose(loaded.predict_proba(probe), result.model.predict_proba(probe))
+    assert loaded.predict(probe).tolist() == [1, 0]  # the other feature decides
+
+
+def test_models_saved_before_imputation_still_load() -> None:
+    old = {
+        "feature_names": ["a"], "feature_types": ["numeric"], "categories": [],
+        "mean": np.array([1.0]), "scale": np.array([2.0]),
+    }  # fmt: skip
+    pre = Preprocessor.from_json(old)
+    assert pre.fill.tolist() == [0.0] and pre.indicators == [] and pre.n_inputs == 1
