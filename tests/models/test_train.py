@@ -230,7 +230,7 @@ def test_bad_training_data_is_named(iris) -> None:
         train(x, y[:-1], small_spec())
     bad = x.copy()
     bad[7, 2] = np.inf
-    with pytest.raises(DataError, match="row 7, feature 'x2'.*not a finite"):
+    with pytest.raises(DataError, match=r"row 7, feature 'x2'.*not a finite"):
         train(bad, y, small_spec(validation_split=0.0))
     bad[7, 2] = np.nan  # missing: refused only when the spec says so
     with pytest.raises(DataError, match="row 7, feature 'x2': a missing value"):
