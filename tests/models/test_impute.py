@@ -11,8 +11,11 @@ from models import train
 from models.errors import DataError
 from models.model import load_model
 from models.preprocess import Preprocessor
+from models.vocabulary import FeatureType
 
 NAN = float("nan")
+NUM, CAT = FeatureType.numeric, FeatureType.categorical
+TYPES = [NUM, NUM, CAT]
 
 
 def _rows() -> np.ndarray:
@@ -26,7 +29,7 @@ def _rows() -> np.ndarray:
 def test_fit_fills_from_the_training_rows_and_adds_indicators_and_a_missing_slot() -> None:
     rows = _rows()
     pre = Preprocessor.fit(
-        rows, feature_names=["a", "b", "c"], feature_types=["numeric", "numeric", "categorical"],
+        rows, feature_names=["a", "b", "c"], feature_types=TYPES,
         standardize=False,
     )  # fmt: skip
     assert pre.fill.tolist() == [3.5, 0.0] and pre.indicators == [0]
@@ -46,7 +49,7 @@ def test_fit_fills_from_the_training_rows_and_adds_indicators_and_a_missing_slot
         ],
     )
     mean = Preprocessor.fit(
-        rows, feature_names=["a", "b", "c"], feature_types=["numeric", "numeric", "categorical"],
+        rows, feature_names=["a", "b", "c"], feature_types=TYPES,
         standardize=True, impute="mean",
     )  # fmt: skip
     assert mean.fill[0] == pytest.approx(4.5)  # (1 + 3 + 10 + 4) / 4
@@ -59,9 +62,7 @@ def test_fit_fills_from_the_training_rows_and_adds_indicators_and_a_missing_slot
 
 def test_complete_columns_cost_nothing() -> None:
     x = np.arange(12.0).reshape(6, 2)
-    pre = Preprocessor.fit(
-        x, feature_names=["a", "b"], feature_types=["numeric", "numeric"], standardize=True
-    )
+    pre = Preprocessor.fit(x, feature_names=["a", "b"], feature_types=[NUM, NUM], standardize=True)
     assert pre.indicators == [] and pre.n_inputs == 2
     # A gap seen only at predict time is filled, with no indicator to set.
     out = pre.transform(np.array([[NAN, 1.0]]), dtype="float64")
@@ -72,14 +73,14 @@ def test_impute_none_refuses_naming_row_and_feature() -> None:
     with pytest.raises(DataError, match=r"row 1, feature 'a': a missing value.*impute is 'none'"):
         Preprocessor.fit(
             _rows(), feature_names=["a", "b", "c"],
-            feature_types=["numeric", "numeric", "categorical"], standardize=False, impute="none",
+            feature_types=TYPES, standardize=False, impute="none",
         )  # fmt: skip
     rows = _rows()
     rows[:, 0] = 1.0
     with pytest.raises(DataError, match=r"row 1, feature 'c': a missing value"):
         Preprocessor.fit(
             rows, feature_names=["a", "b", "c"],
-            feature_types=["numeric", "numeric", "categorical"], standardize=False, impute="none",
+            feature_types=TYPES, standardize=False, impute="none",
         )  # fmt: skip
 
 
