@@ -35,9 +35,16 @@ class DatasetOut(BaseModel):
     label: str
     task: Task
     classes: list[int | str] | None
+    # Missing values per feature that has any (training imputes them: spec preprocessing.impute).
+    missing: dict[str, int] = Field(default_factory=dict)
     sha256: str
     size_bytes: int
     created_at: datetime
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class DatasetPage(BaseModel):

@@ -170,10 +170,12 @@ def _matrix(rows: Any, model: LoadedModel, field: str) -> NDArray[Any]:
             return _first_bad_number(rows, field)
         if X.ndim != 2:
             raise _invalid(f"{field} must be a 2-D table of numbers", field)
-        if not np.isfinite(X).all():
-            i, j = np.argwhere(~np.isfinite(X))[0]
+        # null is a missing value (NaN), imputed as in training; infinity is refused.
+        bad = ~np.isfinite(X) if _refuses_missing(model) else np.isinf(X)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
             raise _invalid(
-                f"missing or non-finite value in row {i}, feature {model.feature_names[j]!r}",
+                f"{_what(X[i, j], model)} in row {i}, feature {model.feature_names[j]!r}",
                 field,
                 row=int(i),
                 column=model.feature_names[j],
@@ -183,6 +185,16 @@ def _matrix(rows: Any, model: LoadedModel, field: str) -> NDArray[Any]:
     for i, row in enumerate(rows):
         X[i, :] = row
     return _mixed(X, model, field)
+
+
+def _refuses_missing(model: LoadedModel) -> bool:
+    return model.preprocessor.impute == "none"
+
+
+def _what(value: float, model: LoadedModel) -> str:
+    if math.isnan(value):
+        return "a missing value (the model was trained with preprocessing.impute 'none')"
+    return "a non-finite value"
 
 
 def _first_bad_number(rows: list[list[Any]], field: str) -> NDArray[Any]:
@@ -203,7 +215,16 @@ def _mixed(X: NDArray[Any], model: LoadedModel, field: str) -> NDArray[Any]:
     for j, (name, kind) in enumerate(zip(model.feature_names, model.feature_types, strict=True)):
         column = X[:, j]
         for i, value in enumerate(column):
-            if kind == "numeric":
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                if _refuses_missing(model):
+                    raise _invalid(
+                        f"{_what(math.nan, model)} in row {i}, feature {name!r}",
+                        field,
+                        row=i,
+                        column=name,
+                    )
+                X[i, j] = None
+            elif kind == "numeric":
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise _invalid(
                         f"row {i}, feature {name!r}: expected a number, got {value!r}"[:300],
@@ -215,10 +236,6 @@ def _mixed(X: NDArray[Any], model: LoadedModel, field: str) -> NDArray[Any]:
                     raise _invalid(
                         f"non-finite value in row {i}, feature {name!r}", field, row=i, column=name
                     )
-            elif value is None:
-                raise _invalid(
-                    f"missing value in row {i}, feature {name!r}", field, row=i, column=name
-                )
             elif not isinstance(value, str):
                 X[i, j] = str(value)
     return X

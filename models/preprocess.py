@@ -119,13 +119,15 @@ class Preprocessor:
         numeric = _numeric_block(rows, feature_types, feature_names, DataError, allow_missing=allow)
         missing = np.isnan(numeric)
         indicators = np.flatnonzero(missing.any(axis=0)).tolist()
+        # Every column gets its fill, so that a gap first seen at predict time is filled too.
         fill = np.zeros(numeric.shape[1])
-        if indicators:
+        if len(numeric) and numeric.shape[1]:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: NaN
                 center = np.nanmedian if impute == "median" else np.nanmean
-                fill[indicators] = center(numeric[:, indicators], axis=0)
+                fill = np.asarray(center(numeric, axis=0), dtype=np.float64)
             fill[~np.isfinite(fill)] = 0.0
+        if indicators:
             numeric = np.where(missing, fill, numeric)
         if standardize and len(numeric):
             mean = numeric.mean(axis=0)

@@ -115,6 +115,10 @@ class Dataset(Base):
     # order): what submit and validate need, so neither reads the blob.
     n_inputs: Mapped[int]
     class_counts: Mapped[list[int] | None] = mapped_column(JSON)
+    # Missing values per feature, only the features that have any ({} when none).
+    missing: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # GET /v1/datasets/{id}/profile, computed once (core.datasets.profile).
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     # sha256 and size of the file as uploaded (what a client can check with sha256sum).
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)

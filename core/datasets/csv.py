@@ -16,9 +16,9 @@ from core.datasets.columns import (
     check_feature_count,
     check_names,
     from_frame,
-    label_from_strings,
     numeric_dataset,
 )
+from core.datasets.labels import label_from_strings
 from core.datasets.parsed import CsvLocator, Deadline, ParsedDataset, excerpt, ragged
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
@@ -123,7 +123,8 @@ def _read_numeric(
     deadline: Deadline,
 ) -> tuple[NDArray[np.float64], pl.Series] | None:
     """Features as a float64 matrix and the label as text, or None when anything is unusual
-    (a value that is not a finite number, a quote, a blank or ragged line, too many rows): the
+    (a value that is not a number or is infinite, a quote, a blank or ragged line, too many
+    rows): the
     string path then reads the file again and names the problem precisely."""
     span = _data_span(path, header_lines)
     if span is None:
@@ -156,7 +157,8 @@ def _read_numeric(
         # Fortran order is polars' cheap export; the copy into the C-ordered rows transposes.
         values = frame.to_numpy(order="fortran")
         del frame
-        if row + len(values) > lines or not np.isfinite(values).all():
+        # NaN is an empty cell (missing); infinity goes to the string path, which names it.
+        if row + len(values) > lines or np.isinf(values).any():
             return None
         x[row : row + len(values)] = values
         row += len(values)

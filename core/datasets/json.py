@@ -17,10 +17,10 @@ from core.datasets.columns import (
     check_names,
     feature_names,
     from_frame,
-    label_from_strings,
     numeric_dataset,
     shape_mismatch,
 )
+from core.datasets.labels import label_from_strings
 from core.datasets.parsed import Deadline, Locator, ParsedDataset, RecordLocator, excerpt
 from core.errors import InvalidInput, PayloadTooLarge, quote
 from store.tables import DatasetFormat
@@ -203,6 +203,8 @@ def _json_matrix(X: list[Any], deadline: Deadline) -> NDArray[np.float64]:
                 code="ragged_row",
             )
         for j, value in enumerate(row):
+            if value is None:  # a missing value: NaN
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(
                     f"X[{i}][{j}] = {quote(value)} is not a number",

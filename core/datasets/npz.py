@@ -15,11 +15,10 @@ from core.config import Settings
 from core.datasets.columns import (
     check_counts,
     feature_names,
-    label_from_strings,
     numeric_dataset,
-    numeric_label,
     shape_mismatch,
 )
+from core.datasets.labels import label_from_strings, numeric_label
 from core.datasets.parsed import Deadline, Locator, ParsedDataset
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
@@ -104,7 +103,7 @@ def _check_finite(x: NDArray[np.float64], deadline: Deadline) -> None:
     step = max(1, _BLOCK_VALUES // max(1, x.shape[1]))
     for start in range(0, x.shape[0], step):
         block = x[start : start + step]
-        finite = np.isfinite(block)
+        finite = ~np.isinf(block)  # NaN is a missing value
         if not finite.all():
             r, col = (int(v) for v in np.argwhere(~finite)[0])
             row = start + r

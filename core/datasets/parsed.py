@@ -32,10 +32,11 @@ class ParsedDataset:
     """A validated dataset.
 
     ``X_numeric`` holds the numeric features (float64, ``n_rows x n_numeric``) and
-    ``X_categorical`` the categorical ones (int32 codes, ``n_rows x n_categorical``), each in the
-    order they appear in ``feature_names``; ``categories[j]`` is the sorted vocabulary of the j-th
-    categorical feature. ``y`` is float64 for regression; for classification it holds the label
-    values (int64 or str), and ``classes`` their sorted distinct values.
+    ``X_categorical`` the categorical ones (int32 codes, ``n_rows x n_categorical``), each
+    in the order they appear in ``feature_names``; ``categories[j]`` is the sorted
+    vocabulary of the j-th categorical feature. A missing value is NaN in ``X_numeric`` and
+    -1 in ``X_categorical``. ``y`` is float64 for regression; for classification it holds
+    the label values (int64 or str), and ``classes`` their sorted distinct values.
     """
 
     format: DatasetFormat
@@ -67,8 +68,24 @@ class ParsedDataset:
 
     @property
     def n_inputs(self) -> int:
-        """The network's input width: numeric features plus one column per category."""
-        return int(self.X_numeric.shape[1]) + sum(len(c) for c in self.categories)
+        """The network's input width: numeric features and one column per category, plus a
+        "was missing" input per numeric feature with gaps and a "missing" category per
+        categorical one (as training would fit on the whole dataset)."""
+        gaps = (
+            np.isnan(self.X_numeric).any(axis=0).sum() + (self.X_categorical < 0).any(axis=0).sum()
+        )
+        return int(self.X_numeric.shape[1]) + sum(len(c) for c in self.categories) + int(gaps)
+
+    def missing_counts(self) -> dict[str, int]:
+        """Missing values per feature (NaN, or code -1), only for the features that have any."""
+        numeric = np.isnan(self.X_numeric).sum(axis=0).tolist()
+        categorical = (self.X_categorical < 0).sum(axis=0).tolist()
+        counts = iter(numeric), iter(categorical)
+        found = {
+            name: next(counts[0] if kind == "numeric" else counts[1])
+            for name, kind in zip(self.feature_names, self.feature_types, strict=True)
+        }
+        return {name: int(n) for name, n in found.items() if n}
 
     def class_counts(self) -> list[int] | None:
         if self.classes is None:

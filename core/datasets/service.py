@@ -71,6 +71,7 @@ def create_dataset(
         classes=parsed.classes,
         n_inputs=parsed.n_inputs,
         class_counts=parsed.class_counts(),
+        missing=parsed.missing_counts(),
         sha256=sha256_file(upload_path),
         size_bytes=upload_path.stat().st_size,
         blob=blob,

@@ -56,7 +56,8 @@ def _features(parsed: dataset_service.ParsedDataset) -> NDArray[Any]:
             X[:, j] = parsed.X_numeric[:, num_j]
             num_j += 1
         else:
-            vocab = np.asarray(parsed.categories[cat_j], dtype=object)
+            # Code -1 is a missing value: None, which the engine imputes.
+            vocab = np.asarray([*parsed.categories[cat_j], None], dtype=object)
             X[:, j] = vocab[parsed.X_categorical[:, cat_j]]
             cat_j += 1
     return X

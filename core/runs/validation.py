@@ -84,6 +84,15 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
             {"field": "spec.task"},
             code="invalid_spec",
         )
+    if resolved.preprocessing.impute == "none" and dataset.missing:
+        column, count = next(iter(dataset.missing.items()))
+        raise InvalidInput(
+            f"preprocessing.impute is 'none' but the dataset has missing values "
+            f"({count} in column {column!r}, {len(dataset.missing)} column(s) in all); "
+            "use 'median' or 'mean', or upload the data without gaps",
+            {"field": "spec.preprocessing.impute", "missing": dataset.missing},
+            code="invalid_spec",
+        )
     n_inputs = dataset.n_inputs
     if resolved.task == "classification":
         n_outputs = 1 if resolved.loss == "binary_crossentropy" else len(classes)

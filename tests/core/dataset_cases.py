@@ -31,14 +31,6 @@ _CLEAN = _rows(3, lambda i: f"{30 + i},{1000 * i},{i % 2}\n")
 
 BAD_UPLOADS = [
     BadUpload(
-        "nan",
-        "d.csv",
-        f"age,income,y\n{_CLEAN}nan,5,1\n".encode(),
-        422,
-        "non_finite_value",
-        {"column": "age", "line": 5, "value": "nan"},
-    ),
-    BadUpload(
         "inf",
         "d.csv",
         f"age,income,y\n{_CLEAN}inf,5,1\n".encode(),
@@ -80,14 +72,6 @@ BAD_UPLOADS = [
     ),
     BadUpload("blank-line", "d.csv", b"a,b,y\n1,2,0\n\n5,6,1\n", 422, "ragged_row", {"line": 3}),
     BadUpload(
-        "missing-value",
-        "d.csv",
-        b"a,b,y\n1,2,0\n3,,1\n5,6,1\n",
-        422,
-        "missing_value",
-        {"column": "b", "line": 3},
-    ),
-    BadUpload(
         "missing-label",
         "d.csv",
         b"a,y\n1,0\n2,1\n3,\n",
@@ -98,10 +82,10 @@ BAD_UPLOADS = [
     BadUpload(
         "quoted-newline-line-numbers",
         "d.csv",
-        b'a,b,y\n"multi\nline",1,0\nx,2,1\ny,,1\n',
+        b'a,b,y\n"multi\nline",1,0\nx,2,1\ny,2,\n',
         422,
         "missing_value",
-        {"column": "b", "line": 5},
+        {"column": "y", "line": 5},
     ),
     BadUpload("empty", "d.csv", b"", 422, "empty_file"),
     BadUpload("header-only", "d.csv", b"a,b,y\n", 422, "no_rows"),
@@ -174,10 +158,18 @@ BAD_UPLOADS = [
     BadUpload(
         "npz-nan",
         "d.npz",
-        npz_bytes(X=np.array([[1.0, np.nan], [2.0, 3.0]] * 3), y=np.arange(6) % 2 * 1.5),
+        npz_bytes(X=np.array([[1.0, np.inf], [2.0, 3.0]] * 3), y=np.arange(6) % 2 * 1.5),
         422,
         "non_finite_value",
         {"row": 0, "column": 1},
+    ),
+    BadUpload(
+        "npz-label-nan",
+        "d.npz",
+        npz_bytes(X=np.ones((6, 2)), y=np.array([0.0, 1.0, np.nan, 1.0, 0.0, 1.0])),
+        422,
+        "missing_value",
+        {"column": "y", "row": 2},
     ),
     BadUpload(
         "npz-header-bomb", "d.npz", header_bomb((2**40,)), 422, "invalid_npz", {"array": "X"}
@@ -210,10 +202,10 @@ BAD_UPLOADS = [
     BadUpload(
         "json-records-null",
         "d.json",
-        b'{"records": [{"a": 1, "y": "p"}, {"a": null, "y": "q"}, {"a": 3, "y": "p"}]}',
+        b'{"records": [{"a": 1, "y": "p"}, {"a": 2, "y": null}, {"a": 3, "y": "p"}]}',
         422,
         "missing_value",
-        {"column": "a", "record": 1},
+        {"column": "y", "record": 1},
     ),
     BadUpload("json-unknown-shape", "d.json", b'{"rows": []}', 422, "invalid_json_shape"),
 ]

@@ -32,7 +32,7 @@ def test_fit_fills_from_the_training_rows_and_adds_indicators_and_a_missing_slot
         rows, feature_names=["a", "b", "c"], feature_types=TYPES,
         standardize=False,
     )  # fmt: skip
-    assert pre.fill.tolist() == [3.5, 0.0] and pre.indicators == [0]
+    assert pre.fill.tolist() == [3.5, 7.5] and pre.indicators == [0]  # 7.5: median of 5..10
     assert pre.categories == [["blue", "red"]] and pre.missing_slot == [True]
     assert pre.n_inputs == 2 + 1 + 3
     out = pre.transform(rows, dtype="float64")
@@ -64,9 +64,11 @@ def test_complete_columns_cost_nothing() -> None:
     x = np.arange(12.0).reshape(6, 2)
     pre = Preprocessor.fit(x, feature_names=["a", "b"], feature_types=[NUM, NUM], standardize=True)
     assert pre.indicators == [] and pre.n_inputs == 2
-    # A gap seen only at predict time is filled, with no indicator to set.
+    # A gap seen only at predict time takes the training median (5 of 0, 2, ..., 10), with no
+    # indicator to set.
+    assert pre.fill[0] == 5.0
     out = pre.transform(np.array([[NAN, 1.0]]), dtype="float64")
-    assert out[0, 0] == pytest.approx((0.0 - pre.mean[0]) / pre.scale[0])
+    assert out[0, 0] == pytest.approx((5.0 - pre.mean[0]) / pre.scale[0])
 
 
 def test_impute_none_refuses_naming_row_and_feature() -> None:
@@ -109,3 +111,4 @@ def test_models_saved_before_imputation_still_load() -> None:
     }  # fmt: skip
     pre = Preprocessor.from_json(old)
     assert pre.fill.tolist() == [0.0] and pre.indicators == [] and pre.n_inputs == 1
+    assert pre.transform(np.array([[NAN]]), dtype="float64")[0, 0] == -0.5  # (0 - 1) / 2

@@ -92,7 +92,7 @@ def test_upgrade_check_downgrade_upgrade(fresh_url: str) -> None:
 def test_single_head_and_frozen_revision_files() -> None:
     """One linear history, and revisions do not import application code (they must not change
     meaning when the models do)."""
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
     versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
     for path in versions.glob("*.py"):
         source = path.read_text()
@@ -228,5 +228,38 @@ def test_0003_fills_each_runs_best_epoch_from_its_history(fresh_url: str) -> Non
         with engine.connect() as conn:
             columns = {c["name"] for c in inspect(conn).get_columns("runs")}
         assert "best_epoch" not in columns and "web_sessions" not in _tables(fresh_url)
+    finally:
+        engine.dispose()
+
+
+def test_0004_allows_the_new_formats_and_still_checks(fresh_url: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade_to_head(fresh_url)
+    tenant_id = _seed(fresh_url)
+    sqlite = fresh_url.startswith("sqlite")
+    engine = make_engine_for_url(fresh_url)
+
+    def insert(fmt: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO datasets (id, tenant_id, name, format, n_rows, n_features, "
+                    "feature_names, feature_types, label, task, sha256, size_bytes, blob, "
+                    "blob_sha256, created_at, n_inputs) VALUES (:id, :tenant, 'd', :fmt, 10, 1, "
+                    "'[]', '[]', 'y', 'classification', :sha, 1, :blob, :sha, :now, 1)"
+                ),
+                {
+                    "id": uuid.uuid4().hex if sqlite else uuid.uuid4(),
+                    "tenant": tenant_id.hex if sqlite else tenant_id,
+                    "fmt": fmt, "sha": "0" * 64, "blob": b"x", "now": "2026-01-01 00:00:00+00:00",
+                },
+            )  # fmt: skip
+
+    try:
+        insert("parquet")
+        insert("images")
+        with pytest.raises(IntegrityError):
+            insert("bogus")
     finally:
         engine.dispose()

@@ -1,0 +1,100 @@
+"""Real tables over HTTP, on both backends: a penguins-like CSV with NA in numeric and
+categorical columns uploads (the dataset row counts the gaps), trains with the training split's
+medians and indicators (read back from the downloaded weights), and predicts records with null;
+preprocessing.impute "none" refuses such a dataset at submit, naming the field."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import polars as pl
+from fastapi.testclient import TestClient
+
+from core.config import Settings
+from models.model import load_model
+from store.session import Database
+from tests.api.conftest import bearer
+from tests.api.runs_fixtures import api, sent, submit, work
+
+__all__ = ["api", "sent"]  # fixtures
+
+
+def penguins_csv(n: int = 240, seed: int = 0) -> tuple[bytes, pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    species = rng.choice(["Adelie", "Gentoo", "Chinstrap"], n)
+    base = {"Adelie": 38.0, "Gentoo": 47.0, "Chinstrap": 49.0}
+    bill = np.array([base[s] for s in species]) + rng.normal(0, 1.0, n)
+    mass = np.array([{"Adelie": 3700, "Gentoo": 5000, "Chinstrap": 3700}[s] for s in species])
+    mass = mass + rng.normal(0, 150, n)
+    island = np.where(species == "Gentoo", "Biscoe", rng.choice(["Dream", "Torgersen"], n))
+    frame = pl.DataFrame({"bill_mm": bill.round(1), "mass_g": mass.round(0), "island": island})
+    gaps = rng.random((n, 3)) < [0.1, 0.05, 0.08]
+    text = frame.with_columns(pl.all().cast(pl.String)).to_numpy().astype(object)
+    text[gaps] = "NA"
+    text[3, 0] = ""  # an empty cell too
+    table = pl.DataFrame(text, schema=frame.columns, orient="row").with_columns(
+        pl.Series("species", species)
+    )
+    buffer = io.BytesIO()
+    table.write_csv(buffer)
+    return buffer.getvalue(), table
+
+
+def test_penguins_with_gaps_upload_train_and_predict(
+    api: TestClient,
+    tenant_key: str,
+    db: Database,
+    settings: Settings,
+) -> None:
+    content, table = penguins_csv()
+    up = api.post("/v1/datasets", headers=bearer(tenant_key), files={"file": ("p.csv", content)})
+    assert up.status_code == 201, up.text
+    dataset = up.json()
+    gaps = {c: int((table[c].is_in(["NA", ""])).sum()) for c in ("bill_mm", "mass_g", "island")}
+    assert dataset["missing"] == gaps and all(gaps.values())
+    assert dataset["feature_types"] == ["numeric", "numeric", "categorical"]
+
+    spec = {"layers": [{"units": 16}], "epochs": 40, "validation_split": 0.0, "seed": 3,
+            "optimizer": {"name": "adam", "learning_rate": 0.01}}  # fmt: skip
+    run = submit(api, tenant_key, dataset["id"], spec).json()
+    assert work(db, settings, run["id"]) == "succeeded"
+    model_id = api.get(f"/v1/runs/{run['id']}", headers=bearer(tenant_key)).json()["model_id"]
+    weights = api.get(f"/v1/models/{model_id}/weights", headers=bearer(tenant_key)).content
+    model = load_model(weights)
+    pre = model.preprocessor
+    # validation_split 0: the training split is every row; its medians are polars' own.
+    numbers = table.select(pl.col("bill_mm", "mass_g").replace(["NA", ""], None).cast(pl.Float64))
+    np.testing.assert_allclose(pre.fill, numbers.median().row(0))
+    assert pre.indicators == [0, 1] and pre.missing_slot == [True]
+    with np.load(io.BytesIO(weights)) as arrays:  # documented: the weights carry the fill
+        np.testing.assert_allclose(arrays["preprocessing.fill"], pre.fill)
+
+    records = [
+        {"bill_mm": None, "mass_g": 5000.0, "island": "Biscoe"},
+        {"bill_mm": 38.5, "mass_g": None, "island": None},
+    ]
+    answer = api.post(
+        f"/v1/models/{model_id}/predict", headers=bearer(tenant_key), json={"records": records}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    np.testing.assert_allclose(np.asarray(body["probabilities"]).sum(axis=1), 1.0, atol=1e-6)
+    rows = np.array([[None, 5000.0, "Biscoe"], [38.5, None, None]], dtype=object)
+    np.testing.assert_allclose(body["probabilities"], model.predict_proba(rows), atol=1e-6)
+    assert body["predictions"] == ["Gentoo", "Adelie"]
+
+
+def test_impute_none_refuses_a_dataset_with_gaps_at_submit(
+    api: TestClient,
+    tenant_key: str,
+) -> None:
+    content, _ = penguins_csv(60)
+    dataset = api.post(
+        "/v1/datasets", headers=bearer(tenant_key), files={"file": ("p.csv", content)}
+    ).json()
+    refused = submit(api, tenant_key, dataset["id"], {"preprocessing": {"impute": "none"}})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["details"]["field"] == "spec.preprocessing.impute"
+    assert "bill_mm" in error["message"] or "bill_mm" in error["details"]["missing"]
