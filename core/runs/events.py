@@ -27,7 +27,7 @@ from core.runs import service
 from store import progress as progress_store
 from store import runs as run_store
 from store.session import Database
-from store.tables import FINISHED_RUN_STATUSES, Run, RunEpoch
+from store.tables import FINISHED_RUN_STATUSES, Run, RunEpoch, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ class StatusNews:
 @dataclass
 class Follow:
     """One client following one run: every epoch after ``after_epoch`` once and in order, a
-    status item whenever the status differs from the last one sent, until a final status."""
+    status item whenever the status differs from the last one sent (and "running" before the
+    first epoch of a run last seen queued), until a final status."""
 
     watch: RunWatch
     db: Database
@@ -142,6 +143,11 @@ class Follow:
             while True:
                 news.clear()
                 progress = await self._read(self.watch.generation(self.run_id))
+                if progress.epochs and sent_status == RunStatus.queued:
+                    # The run went on between two looks. Epochs mean it ran: a client that saw
+                    # "queued" sees "running" before the first epoch, as it happened.
+                    sent_status = RunStatus.running.value
+                    yield StatusNews(status=sent_status, error=None, model_id=None)
                 for row in progress.epochs:
                     yield row
                     self.after_epoch = row.epoch

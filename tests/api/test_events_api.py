@@ -120,12 +120,25 @@ def test_live_stream_sees_each_epoch_once_in_order_while_a_worker_trains(
     api: TestClient, tenant_key: str, dataset_id: str, db: Database, settings: Settings
 ) -> None:
     run_id = submit(api, tenant_key, dataset_id, spec=SLOW_SPEC).json()["id"]
-    worker = threading.Timer(0.3, work, args=(db, settings, run_id))
+    opened = threading.Event()  # the worker starts once the stream has said "queued"
+
+    def train_when_watched() -> None:
+        opened.wait(timeout=30)
+        work(db, settings, run_id)
+
+    worker = threading.Thread(target=train_when_watched)
     worker.start()
+    text = ""
     try:
-        frames = _stream(api, tenant_key, run_id)
+        with api.stream("GET", f"/v1/runs/{run_id}/events", headers=bearer(tenant_key)) as r:
+            for chunk in r.iter_text():
+                text += chunk
+                if "event: status" in text:
+                    opened.set()
     finally:
+        opened.set()
         worker.join()
+    frames = parse_sse(text)
     assert _epochs(frames) == list(range(1, 13))
     # The stream opened on a queued run and saw it start and end.
     assert _statuses(frames) == ["queued", "running", "succeeded"]
