@@ -37,6 +37,8 @@ class DatasetOut(BaseModel):
     classes: list[int | str] | None
     # Missing values per feature that has any (training imputes them: spec preprocessing.impute).
     missing: dict[str, int] = Field(default_factory=dict)
+    # Image datasets: the size and colour mode every picture was made (predict does the same).
+    image_shape: dict[str, int | str] | None = None
     sha256: str
     size_bytes: int
     created_at: datetime
@@ -295,6 +297,8 @@ class ModelInput(BaseModel):
     feature_names: list[str]
     feature_types: list[Literal["numeric", "categorical"]]
     n_features: int
+    # Image models: {"image_size", "color_mode"}; predict also takes the pictures themselves.
+    image: dict[str, int | str] | None = None
 
 
 class ModelOut(BaseModel):

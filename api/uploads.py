@@ -28,7 +28,7 @@ from core.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedFo
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 4 * 1024
 MAX_PARTS = 8
-TEXT_FIELDS = frozenset({"name", "label"})
+TEXT_FIELDS = frozenset({"name", "label", "image_size", "color_mode"})
 FILE_FIELD = "file"
 
 

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.datasets.images import ImageShape, decode_images
 from core.errors import BadRequest, Conflict, DescentError, InvalidInput, NotFound, PayloadTooLarge
 from models import ArtifactError, InputError, load_model
 from models import Model as LoadedModel
@@ -49,6 +50,25 @@ def get_weights(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) 
         raise _not_found()
     _check_ready(session, row)
     return row
+
+
+def image_inputs(
+    session_factory: Any,
+    *,
+    tenant_id: uuid.UUID,
+    model_id: uuid.UUID,
+    files: list[tuple[str, bytes]],
+    settings: Settings,
+) -> NDArray[np.float64]:
+    """Pictures sent to an image model, decoded as its dataset's were (size, colour mode)."""
+    with session_factory() as session:
+        image = get_model(session, tenant_id=tenant_id, model_id=model_id).input.get("image")
+    if not image:
+        raise _invalid(
+            "this model was not trained on images: send JSON rows (inputs, records, ...)", "file"
+        )
+    shape = ImageShape(int(image["image_size"]), str(image["color_mode"]))
+    return decode_images(files, shape=shape, settings=settings)
 
 
 def _check_ready(session: Session, row: Model) -> None:

@@ -37,12 +37,26 @@ _UPLOAD_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "CSV with a header, NPZ with arrays X and y, or JSON",
+                            "description": "CSV with a header (or gzipped: .csv.gz), Parquet, "
+                            "JSON, NPZ with arrays X and y, or a zip whose top-level folders are "
+                            "class names holding PNG/JPEG images",
                         },
                         "name": {"type": "string", "maxLength": 200},
                         "label": {
                             "type": "string",
                             "description": "Target column (CSV/records); default: the last",
+                        },
+                        "image_size": {
+                            "type": "integer",
+                            "minimum": 4,
+                            "maximum": 128,
+                            "default": 32,
+                            "description": "Image archives: pictures become N x N pixels",
+                        },
+                        "color_mode": {
+                            "type": "string",
+                            "enum": ["grayscale", "rgb"],
+                            "default": "grayscale",
                         },
                     },
                 }
@@ -76,6 +90,8 @@ def create_dataset(
         name=upload.fields.get("name"),
         label=upload.fields.get("label"),
         settings=settings,
+        image_size=upload.fields.get("image_size"),
+        color_mode=upload.fields.get("color_mode"),
     )
     return DatasetOut.model_validate(row)
 

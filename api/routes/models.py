@@ -6,12 +6,13 @@ import uuid
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, UploadFile
 
 from api.deps import PrincipalDep, ReadSession
 from api.schemas import ErrorResponse, ModelOut, PredictOut
 from core import predictions
 from core.config import Settings
+from core.datasets.images import MAX_PREDICT_IMAGES
 from core.predictions import ModelCache
 from store.session import Database
 
@@ -31,7 +32,22 @@ _INLINE_ROWS = 1_000
 _PREDICT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictIn"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictIn"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Image models: one or more PNG/JPEG pictures",
+                        }
+                    },
+                }
+            },
+        },
     }
 }
 
@@ -67,6 +83,13 @@ def get_weights(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSessi
     )
 
 
+async def _image_files(request: Request) -> list[tuple[str, bytes]]:
+    """The ``file`` parts of a multipart predict (an image model's pictures)."""
+    form = await request.form(max_files=MAX_PREDICT_IMAGES, max_fields=0)
+    parts = [p for p in form.getlist("file") if isinstance(p, UploadFile)]
+    return [(p.filename or f"file {i}", await p.read()) for i, p in enumerate(parts)]
+
+
 @router.post(
     "/{model_id:uuid}/predict",
     response_model=PredictOut,
@@ -97,7 +120,19 @@ async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep
                 db.read_session, cache, tenant_id=principal.tenant_id, model_id=model_id
             )
         )
-    X = predictions.parse_predict_body(body, model, settings)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        files = await _image_files(request)
+        X = await anyio.to_thread.run_sync(
+            lambda: predictions.image_inputs(
+                db.read_session,
+                tenant_id=principal.tenant_id,
+                model_id=model_id,
+                files=files,
+                settings=settings,
+            )
+        )
+    else:
+        X = predictions.parse_predict_body(body, model, settings)
     if X.shape[0] > _INLINE_ROWS:
         result = await anyio.to_thread.run_sync(lambda: predictions.predict(model, X))
     else:

@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.datasets.detect import parse_upload
+from core.datasets.images import DEFAULT_COLOR_MODE, DEFAULT_IMAGE_SIZE, ImageShape
 from core.datasets.parsed import ParsedDataset
 from core.datasets.stored import decode_npz, encode_npz, sha256_file
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
 from core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from store import datasets as dataset_store
 from store import runs as run_store
-from store.tables import MAX_NAME_CHARS, Dataset
+from store.tables import MAX_NAME_CHARS, Dataset, DatasetFormat
 
 
 def _not_found() -> NotFound:
@@ -34,6 +35,21 @@ def _clean_name(name: str | None, filename: str | None) -> str:
     return chosen
 
 
+def image_shape(image_size: str | None, color_mode: str | None) -> ImageShape:
+    """The form fields of an image upload (defaults: 32, grayscale); 422 naming the field."""
+    size = DEFAULT_IMAGE_SIZE
+    if image_size is not None and image_size.strip():
+        try:
+            size = int(image_size.strip())
+        except ValueError:
+            raise InvalidInput(
+                f"image_size must be a whole number, got {image_size[:40]!r}",
+                {"field": "image_size"},
+                code="invalid_image_size",
+            ) from None
+    return ImageShape(size, (color_mode or DEFAULT_COLOR_MODE).strip())
+
+
 def create_dataset(
     session: Session,
     *,
@@ -44,18 +60,22 @@ def create_dataset(
     label: str | None,
     settings: Settings,
     content_type: str | None = None,
+    image_size: str | None = None,
+    color_mode: str | None = None,
 ) -> Dataset:
     """Parse, validate and store an upload. Parsing happens before the session is used, so no
     database transaction (or SQLite write lock) is held while a large file is read."""
     display_name = _clean_name(name, filename)
     if label is not None and len(label) > MAX_NAME_CHARS:
         raise InvalidInput("label is too long", {"field": "label", "limit": MAX_NAME_CHARS})
+    shape = image_shape(image_size, color_mode)
     parsed = parse_upload(
         upload_path,
         filename=filename,
         content_type=content_type,
         label=label,
         settings=settings,
+        image_shape=shape,
     )
     blob = encode_npz(parsed)
     row = Dataset(
@@ -72,6 +92,11 @@ def create_dataset(
         n_inputs=parsed.n_inputs,
         class_counts=parsed.class_counts(),
         missing=parsed.missing_counts(),
+        image_shape=(
+            {"image_size": shape.image_size, "color_mode": shape.color_mode}
+            if parsed.format is DatasetFormat.images
+            else None
+        ),
         sha256=sha256_file(upload_path),
         size_bytes=upload_path.stat().st_size,
         blob=blob,

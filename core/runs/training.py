@@ -146,12 +146,13 @@ def _train_claimed(attempt: Attempt) -> str:
         return fail(attempt, "dataset_missing", "the run's dataset no longer exists")
     with db.read_session() as session:
         try:
-            _row, parsed = dataset_service.load_dataset(
+            dataset_row, parsed = dataset_service.load_dataset(
                 session, tenant_id=run.tenant_id, dataset_id=run.dataset_id
             )
         except DescentError as exc:
             return fail(attempt, exc.code, exc.message)
         state = _latest_checkpoint(session, run.id)
+        image_shape = dataset_row.image_shape
     resume_epoch = state.epoch if state is not None else 0
     attempt.first_epoch = resume_epoch
 
@@ -209,10 +210,10 @@ def _train_claimed(attempt: Attempt) -> str:
             drop_checkpoints,
         )
         return RunStatus.cancelled.value
-    return _finish(attempt, result)
+    return _finish(attempt, result, image_shape)
 
 
-def _finish(attempt: Attempt, result: Any) -> str:
+def _finish(attempt: Attempt, result: Any, image_shape: dict[str, Any] | None) -> str:
     run = attempt.run
     model = result.model
     blob = model.to_bytes()
@@ -226,6 +227,8 @@ def _finish(attempt: Attempt, result: Any) -> str:
             "feature_names": list(model.feature_names),
             "feature_types": list(model.feature_types),
             "n_features": int(model.n_features),
+            # An image model decodes a picture the way its dataset's pictures were decoded.
+            **({"image": image_shape} if image_shape else {}),
         },
         classes=_json_safe(model.classes),
         metrics={**metrics, "stop_reason": result.stop_reason},

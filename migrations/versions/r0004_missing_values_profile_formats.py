@@ -1,5 +1,5 @@
 """Datasets report their missing values and keep their profile; Parquet and image archives
-become formats.
+become formats (an image dataset keeps the size and colour mode its pictures were made).
 
 Revision ID: 0004
 Revises: 0003
@@ -31,6 +31,7 @@ def upgrade() -> None:
     with op.batch_alter_table("datasets") as batch:
         batch.add_column(sa.Column("missing", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("profile", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("image_shape", sa.JSON(), nullable=True))
         batch.drop_constraint(op.f("ck_datasets_dataset_format"), type_="check")
         batch.create_check_constraint("dataset_format", _formats(_NEW_FORMATS))
     datasets = sa.table("datasets", sa.column("missing", sa.JSON()))
@@ -41,5 +42,6 @@ def downgrade() -> None:
     with op.batch_alter_table("datasets") as batch:
         batch.drop_constraint(op.f("ck_datasets_dataset_format"), type_="check")
         batch.create_check_constraint("dataset_format", _formats(_OLD_FORMATS))
+        batch.drop_column("image_shape")
         batch.drop_column("profile")
         batch.drop_column("missing")
