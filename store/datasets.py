@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from store.base import Keyset
@@ -24,10 +25,13 @@ def get_dataset(
     dataset_id: uuid.UUID,
     for_update: bool = False,
     with_blob: bool = False,
+    with_profile: bool = False,
 ) -> Dataset | None:
     query = select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
     if with_blob:
         query = query.options(undefer(Dataset.blob))
+    if with_profile:
+        query = query.options(undefer(Dataset.profile))
     if for_update:
         # PostgreSQL: serialise with run submission (which locks the dataset FOR SHARE).
         # SQLite ignores it; its write transactions are already serial (BEGIN IMMEDIATE).
@@ -57,3 +61,7 @@ def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.U
         delete(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_profile(session: Session, *, dataset_id: uuid.UUID, profile: dict[str, Any]) -> None:
+    session.execute(update(Dataset).where(Dataset.id == dataset_id).values(profile=profile))

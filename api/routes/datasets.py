@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import PrincipalDep, ReadSession, SettingsDep, WriteSession
+from api.deps import DatabaseDep, PrincipalDep, ReadSession, SettingsDep, WriteSession
 from api.schemas import DatasetOut, DatasetPage, ErrorResponse
 from api.uploads import UploadDep
 from core import datasets
@@ -121,6 +121,13 @@ def list_datasets(
 def get_dataset(dataset_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> DatasetOut:
     row = datasets.get_dataset(session, tenant_id=principal.tenant_id, dataset_id=dataset_id)
     return DatasetOut.model_validate(row)
+
+
+@router.get("/{dataset_id:uuid}/profile", responses=_errors)
+def get_profile(dataset_id: uuid.UUID, principal: PrincipalDep, db: DatabaseDep) -> dict[str, Any]:
+    """Per column: type, missing, min/max/mean/std (sample, ddof=1) or distinct count and top
+    values; the label's distribution. Computed once, at upload."""
+    return datasets.dataset_profile(db, tenant_id=principal.tenant_id, dataset_id=dataset_id)
 
 
 @router.delete(

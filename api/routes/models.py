@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import UploadFile
 
 from api.deps import PrincipalDep, ReadSession
 from api.schemas import ErrorResponse, ModelOut, PredictOut

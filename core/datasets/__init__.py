@@ -8,6 +8,7 @@ from core.datasets.detect import detect_format, parse_upload
 from core.datasets.parsed import ParsedDataset
 from core.datasets.service import (
     create_dataset,
+    dataset_profile,
     delete_dataset,
     get_dataset,
     list_datasets,
@@ -18,6 +19,7 @@ from core.datasets.stored import decode_npz, encode_npz
 __all__ = [
     "ParsedDataset",
     "create_dataset",
+    "dataset_profile",
     "decode_npz",
     "delete_dataset",
     "detect_format",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -12,11 +13,13 @@ from core.config import Settings
 from core.datasets.detect import parse_upload
 from core.datasets.images import DEFAULT_COLOR_MODE, DEFAULT_IMAGE_SIZE, ImageShape
 from core.datasets.parsed import ParsedDataset
+from core.datasets.profile import profile_of
 from core.datasets.stored import decode_npz, encode_npz, sha256_file
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
 from core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from store import datasets as dataset_store
 from store import runs as run_store
+from store.session import Database
 from store.tables import MAX_NAME_CHARS, Dataset, DatasetFormat
 
 
@@ -79,6 +82,7 @@ def create_dataset(
     )
     blob = encode_npz(parsed)
     row = Dataset(
+        profile=profile_of(parsed),
         tenant_id=tenant_id,
         name=display_name,
         format=parsed.format,
@@ -144,6 +148,26 @@ def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.U
         )
     dataset_store.delete_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
     session.commit()
+
+
+def dataset_profile(db: Database, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> dict[str, Any]:
+    """The profile computed at upload; a dataset uploaded before profiles existed gets its
+    profile computed from its stored arrays once, then kept."""
+    with db.read_session() as session:
+        row = dataset_store.get_dataset(
+            session, tenant_id=tenant_id, dataset_id=dataset_id, with_profile=True
+        )
+        if row is None:
+            raise _not_found()
+        profile = row.profile
+    if profile is None:
+        with db.read_session() as session:
+            _, parsed = load_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+        profile = profile_of(parsed)
+        with db.session() as session:
+            dataset_store.set_profile(session, dataset_id=dataset_id, profile=profile)
+            session.commit()
+    return {"dataset_id": str(dataset_id), **profile}
 
 
 def load_dataset(

@@ -248,7 +248,7 @@ def test_no_numeric_columns(tmp_path: Path) -> None:
     assert profile["label"]["distribution"] == [[0, 2], [1, 2]]
 
 
-def test_statistics_are_vectorised_over_many_columns(tmp_path: Path) -> None:
+def test_a_wider_file_with_random_gaps_equals_polars(tmp_path: Path) -> None:
     # A wider, longer file with random gaps: every column still matches polars.
     rng = np.random.default_rng(0)
     values = rng.normal(size=(200, 6)).round(3)
