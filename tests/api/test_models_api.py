@@ -42,6 +42,7 @@ def test_model_metadata_and_weights(api: TestClient, tenant_key: str, trained: d
         "feature_names": FEATURES,
         "feature_types": ["numeric"] * 4,
         "n_features": 4,
+        "image": None,  # not an image model
     }
     assert "accuracy" in body["metrics"] and len(body["weights_sha256"]) == 64
     weights = api.get(f"/v1/models/{model_id}/weights", headers=bearer(tenant_key))

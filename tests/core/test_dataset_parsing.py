@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +175,20 @@ def test_csv_floats_roundtrip_exactly(
     assert parsed.X_numeric[:, 0].tolist() == [a for a, _ in rows]
 
 
+def _zip_head(member: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(member, b"x")
+    return buffer.getvalue()
+
+
 def test_detect_format() -> None:
-    assert detect_format(b"PK\x03\x04rest", "data.csv", None) is DatasetFormat.npz
+    # A zip is NPZ when its first member is an array (or it is named .npz), else image folders.
+    assert detect_format(_zip_head("X.npy"), "data.csv", None) is DatasetFormat.npz
+    assert detect_format(_zip_head("cat/1.png"), "data.bin", None) is DatasetFormat.images
+    assert detect_format(_zip_head("cat/1.png"), "d.npz", None) is DatasetFormat.npz
+    assert detect_format(_zip_head("X.npy"), "pets.zip", None) is DatasetFormat.images
+    assert detect_format(b"PAR1\x15\x04", "t.bin", None) is DatasetFormat.parquet
     assert detect_format(b'  {"X": []}', None, None) is DatasetFormat.json
     assert detect_format(b"a,b\n1,2\n", "x.npz.csv", "text/csv") is DatasetFormat.csv
     with pytest.raises(UnsupportedFormat):
