@@ -34,6 +34,8 @@ class DatasetOut(BaseModel):
     feature_types: list[Literal["numeric", "categorical"]]
     label: str
     task: Task
+    # Set when the task was a close call: why it was chosen, and how to ask for the other.
+    task_note: str | None = None
     classes: list[int | str] | None
     # Missing values per feature that has any (training imputes them: spec preprocessing.impute).
     missing: dict[str, int] = Field(default_factory=dict)

@@ -30,7 +30,7 @@ from models.spec import (
     parse_spec,
     resolve_spec,
 )
-from models.split import infer_task
+from models.split import infer_task, task_note
 from models.state import TrainingState
 from models.vocabulary import FeatureType, Task
 
@@ -70,5 +70,6 @@ __all__ = [
     "load_model",
     "parse_spec",
     "resolve_spec",
+    "task_note",
     "train",
 ]

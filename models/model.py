@@ -49,7 +49,7 @@ class Model:
         return len(self.preprocessor.feature_names)
 
     def _logits(self, X: Any) -> Array:
-        rows = as_rows(X, InputError)
+        rows = as_rows(X, InputError, columns=self.preprocessor.feature_names)
         if rows.shape[0] == 0:
             raise InputError("no rows to predict")
         inputs = self.preprocessor.transform(rows, dtype=self.network.dtype)

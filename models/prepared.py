@@ -15,6 +15,7 @@ from models.preprocess import (
     Preprocessor,
     TargetScaler,
     as_rows,
+    frame_columns,
     infer_feature_types,
 )
 from models.spec import TrainingSpec, resolve_spec
@@ -54,6 +55,10 @@ def prepare_data(
     feature_types: list[FeatureType] | None,
     split_rng: np.random.Generator,
 ) -> tuple[PreparedData, TrainingSpec]:
+    frame = frame_columns(X)
+    if frame is not None:  # a DataFrame brings its own names and types
+        feature_names = feature_names or frame[0]
+        feature_types = feature_types or frame[1]
     rows = as_rows(X, DataError)
     y_arr = np.asarray(y)
     if rows.shape[0] == 0 or rows.shape[1] == 0:

@@ -41,7 +41,51 @@ def _is_number(value: Any) -> bool:
     return False
 
 
-def as_rows(X: Any, error: type[DataError] | type[InputError]) -> Array:
+def frame_columns(X: Any) -> tuple[list[str], list[FeatureType]] | None:
+    """A pandas or polars DataFrame's column names and feature types (numbers are numeric,
+    anything else, bool included, categorical); None for anything that is not a frame. Duck
+    typed: this module imports neither library."""
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "to_numpy")):
+        return None
+    names = [str(c) for c in X.columns]
+    types = []
+    for dtype in X.dtypes:
+        kind = getattr(dtype, "kind", None)  # numpy and pandas dtypes
+        numeric = kind in ("i", "u", "f") if isinstance(kind, str) else dtype.is_numeric()
+        types.append(FeatureType.numeric if numeric else FeatureType.categorical)
+    return names, types
+
+
+def _frame_values(X: Any, types: list[FeatureType]) -> Array:
+    """A frame's values with missing ones as NaN (numbers) or None (anything else)."""
+    numeric = all(t == "numeric" for t in types)
+    dtype, na = (np.float64, np.nan) if numeric else (object, None)
+    try:
+        values = X.to_numpy(dtype=dtype, na_value=na)  # pandas: pd.NA and NaT become `na`
+    except TypeError:
+        values = X.to_numpy()  # polars: nulls are already None (object) or NaN (float)
+    return np.asarray(values, dtype=dtype)
+
+
+def as_rows(
+    X: Any, error: type[DataError] | type[InputError], columns: list[str] | None = None
+) -> Array:
+    """Any 2-D array-like as an ndarray; a DataFrame's columns are taken by name when
+    ``columns`` is given (predict), else in its order."""
+    frame = frame_columns(X)
+    if frame is not None:
+        names, types = frame
+        if columns is not None:
+            absent = [c for c in columns if c not in names]
+            if absent:
+                raise error(f"the DataFrame has no column {absent[0]!r}", feature=absent[0])
+            X = X[columns]
+            types = [types[names.index(c)] for c in columns]
+        return _frame_values(X, types)
+    return _as_array(X, error)
+
+
+def _as_array(X: Any, error: type[DataError] | type[InputError]) -> Array:
     """Any 2-D array-like as an ndarray (numeric dtype when possible, else object)."""
     try:
         arr = np.asarray(X)

@@ -32,6 +32,27 @@ def infer_task(y: Array) -> tuple[Task, int]:
     return Task.classification, len(np.unique(flat.astype(str)))
 
 
+def task_note(y: Array) -> str | None:
+    """Why integer labels were taken as values, when classes were possible: the call is a
+    close one, and the user may want the other (spec ``task`` overrides it)."""
+    task, n_unique = infer_task(y)
+    if task is Task.classification or (y.ndim == 2 and y.shape[1] > 1):
+        return None
+    flat = y.reshape(-1)
+    if flat.dtype.kind not in "biu" and not bool(np.all(np.mod(flat, 1) == 0)):
+        return None
+    why = (
+        f"more than {MAX_INFERRED_CLASSES}"
+        if n_unique > MAX_INFERRED_CLASSES
+        else f"more than half of the {len(flat)} rows"
+    )
+    return (
+        f"the label holds whole numbers with {n_unique} distinct values ({why}), so it is "
+        "treated as a quantity to predict (regression); to learn them as classes instead, "
+        'submit the run with spec "task": "classification"'
+    )
+
+
 def validation_rows(group_size: int, fraction: float) -> int:
     """Rows of one stratum (a class, or the whole set) that go to validation."""
     if fraction == 0.0:

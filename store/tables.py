@@ -117,6 +117,8 @@ class Dataset(Base):
     class_counts: Mapped[list[int] | None] = mapped_column(JSON)
     # Missing values per feature, only the features that have any ({} when none).
     missing: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # Why the task was inferred as it was, when the call was close (else None).
+    task_note: Mapped[str | None] = mapped_column(Text)
     # Image datasets: {"image_size", "color_mode"}, which predict needs to decode a picture.
     image_shape: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # GET /v1/datasets/{id}/profile, computed once (core.datasets.profile).

@@ -40,6 +40,10 @@ def profile_of(parsed: ParsedDataset, *, top: int = 10) -> dict[str, Any]:
         y = np.asarray(parsed.y, dtype=np.float64).reshape(-1, 1)
         stats = _numeric_columns(y)[0]
         label.update(distribution=None, **{k: stats[k] for k in ("min", "max", "mean", "std")})
+        # What a request for classification of these labels needs to know (core.runs).
+        flat = y.reshape(-1)
+        label["n_unique"] = len(np.unique(flat))
+        label["integral"] = bool(np.all(np.mod(flat, 1) == 0) and np.all(np.abs(flat) < 2**53))
     return {"n_rows": parsed.n_rows, "columns": columns, "label": label}
 
 

@@ -17,6 +17,7 @@ from core.datasets.profile import profile_of
 from core.datasets.stored import decode_npz, encode_npz, sha256_file
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
 from core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from models import task_note
 from store import datasets as dataset_store
 from store import runs as run_store
 from store.session import Database
@@ -96,6 +97,7 @@ def create_dataset(
         n_inputs=parsed.n_inputs,
         class_counts=parsed.class_counts(),
         missing=parsed.missing_counts(),
+        task_note=task_note(parsed.y),
         image_shape=(
             {"image_size": shape.image_size, "color_mode": shape.color_mode}
             if parsed.format is DatasetFormat.images

@@ -165,6 +165,8 @@ def _train_claimed(attempt: Attempt) -> str:
     attempt.write({"heartbeat_at": utcnow()}, drop_later_epochs)
     X, y = _features(parsed), parsed.y
     spec = TrainingSpec.model_validate(run.spec)
+    if spec.task == Task.classification and parsed.task == Task.regression:
+        y = y.astype(np.int64)  # whole numbers asked to be classes (checked at submit)
 
     def fit(resume: TrainingState | None) -> Any:
         with threadpool_limits(settings.blas_threads):

@@ -57,6 +57,20 @@ def _spec_error(exc: SpecError) -> InvalidInput:
     )
 
 
+def _classes_of_whole_numbers(dataset: Dataset) -> int:
+    """A regression dataset asked to be classes: its labels must be whole numbers (each one a
+    class); how many there are, from the profile computed at upload."""
+    label = (dataset.profile or {}).get("label", {})
+    if not label.get("integral"):
+        raise InvalidInput(
+            "task 'classification' needs labels that are classes: text, or whole numbers; "
+            "this dataset's labels have fractions",
+            {"field": "spec.task"},
+            code="invalid_spec",
+        )
+    return int(label["n_unique"])
+
+
 def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Settings) -> SpecCheck:
     """Parse + resolve a spec against a dataset; InvalidInput (422) names the field."""
     try:
@@ -64,26 +78,23 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
     except ValidationError as exc:
         raise _validation_error(exc) from None
     classes = dataset.classes or []
+    n_classes = len(classes)
     numeric_labels = dataset.task == Task.regression or all(
         isinstance(c, int | float) and not isinstance(c, bool) for c in classes
     )
+    if parsed.task == Task.classification and dataset.task == Task.regression:
+        n_classes = _classes_of_whole_numbers(dataset)
     try:
         resolved = resolve_spec(
             parsed,
             task=dataset.task,
-            n_classes=len(classes),
+            n_classes=n_classes,
             numeric_labels=numeric_labels,
         )
     except SpecError as exc:
         raise _spec_error(exc) from None
     except ValidationError as exc:
         raise _validation_error(exc) from None
-    if resolved.task == "classification" and dataset.task != Task.classification:
-        raise InvalidInput(
-            "task 'classification' needs a label with classes; this dataset is a regression one",
-            {"field": "spec.task"},
-            code="invalid_spec",
-        )
     if resolved.preprocessing.impute == "none" and dataset.missing:
         column, count = next(iter(dataset.missing.items()))
         raise InvalidInput(
@@ -95,7 +106,7 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
         )
     n_inputs = dataset.n_inputs
     if resolved.task == "classification":
-        n_outputs = 1 if resolved.loss == "binary_crossentropy" else len(classes)
+        n_outputs = 1 if resolved.loss == "binary_crossentropy" else n_classes
     else:
         n_outputs = 1
     n_parameters = count_parameters(resolved, n_inputs, n_outputs)

@@ -32,6 +32,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("missing", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("profile", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("image_shape", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("task_note", sa.Text(), nullable=True))
         batch.drop_constraint(op.f("ck_datasets_dataset_format"), type_="check")
         batch.create_check_constraint("dataset_format", _formats(_NEW_FORMATS))
     datasets = sa.table("datasets", sa.column("missing", sa.JSON()))
@@ -42,6 +43,7 @@ def downgrade() -> None:
     with op.batch_alter_table("datasets") as batch:
         batch.drop_constraint(op.f("ck_datasets_dataset_format"), type_="check")
         batch.create_check_constraint("dataset_format", _formats(_OLD_FORMATS))
+        batch.drop_column("task_note")
         batch.drop_column("image_shape")
         batch.drop_column("profile")
         batch.drop_column("missing")

@@ -98,3 +98,40 @@ def test_impute_none_refuses_a_dataset_with_gaps_at_submit(
     error = refused.json()["error"]
     assert error["details"]["field"] == "spec.preprocessing.impute"
     assert "bill_mm" in error["message"] or "bill_mm" in error["details"]["missing"]
+
+
+def test_many_whole_number_labels_say_why_and_can_be_asked_to_be_classes(
+    api: TestClient, tenant_key: str, db: Database, settings: Settings
+) -> None:
+    rng = np.random.default_rng(1)
+    n, k = 900, 150  # 150 classes: past the 100 that inference takes as classes
+    label = rng.permutation(np.repeat(np.arange(k), n // k))  # 6 rows of each
+    x = label[:, None] + rng.normal(0, 0.1, (n, 2))
+    csv = "a,b,code\n" + "".join(
+        f"{r[0]:.3f},{r[1]:.3f},{c}\n" for r, c in zip(x, label, strict=True)
+    )
+    dataset = api.post(
+        "/v1/datasets", headers=bearer(tenant_key), files={"file": ("codes.csv", csv)}
+    ).json()
+    assert dataset["task"] == "regression"
+    assert (
+        "150 distinct" in dataset["task_note"]
+        and '"task": "classification"' in dataset["task_note"]
+    )
+    spec = {"task": "classification", "epochs": 2, "layers": [{"units": 8}]}
+    run = submit(api, tenant_key, dataset["id"], spec)
+    assert run.status_code == 202, run.text
+    assert work(db, settings, run.json()["id"]) == "succeeded"
+    model_id = api.get(f"/v1/runs/{run.json()['id']}", headers=bearer(tenant_key)).json()[
+        "model_id"
+    ]
+    model = api.get(f"/v1/models/{model_id}", headers=bearer(tenant_key)).json()
+    assert model["task"] == "classification" and model["classes"] == sorted(set(label.tolist()))
+
+    fractions = "a,y\n" + "".join(f"{i},{i / 7:.4f}\n" for i in range(40))
+    other = api.post(
+        "/v1/datasets", headers=bearer(tenant_key), files={"file": ("f.csv", fractions)}
+    ).json()
+    assert other["task_note"] is None
+    refused = submit(api, tenant_key, other["id"], {"task": "classification"})
+    assert refused.status_code == 422 and refused.json()["error"]["details"]["field"] == "spec.task"
