@@ -154,3 +154,63 @@ def test_a_regression_run_ends_with_predicted_vs_actual_and_predicts_a_value(
     assert abs(float(shown.text_content() or "nan") - 2.0) < 0.5  # the known slope of a
     assert page.get_by_test_id("predict-result").locator(".bar-row").count() == 0
     assert console_errors == []
+
+
+def test_cat_or_dog_pictures_in_and_probabilities_out(
+    server: Server, page: Page, tmp_path: Path, console_errors: list[str]
+) -> None:
+    """The seed example on the page: a zip of class folders uploaded, a model trained, a
+    picture predicted as labelled probability bars equal to the API's."""
+    from tests.api.image_archives import digits_as_pngs
+
+    archive, held_out = digits_as_pngs()
+    zipped = tmp_path / "digits.zip"
+    zipped.write_bytes(archive)
+    sign_in(page, server)
+    page.goto(f"{server.base}/ui/datasets")
+    form = page.get_by_test_id("upload-form")
+    form.get_by_test_id("upload-file").set_input_files(zipped)
+    form.get_by_test_id("upload-name").fill("digit-pictures")
+    form.get_by_role("button", name="Upload").click()
+    expect(page.get_by_test_id("label-distribution").locator(".bar-row")).to_have_count(10)
+    dataset_id = page.url.rsplit("/", 1)[1]
+    run_id = submit(server, dataset_id, {**QUICK_SPEC, "epochs": 15})
+    model_id = wait_final(server, run_id)["model_id"]
+    pictures = []
+    for name, data, _ in held_out[:2]:
+        (tmp_path / name).write_bytes(data)
+        pictures.append(tmp_path / name)
+    page.goto(f"{server.base}/ui/models/{model_id}")
+    form = page.get_by_test_id("predict-form")
+    form.get_by_test_id("predict-images").set_input_files(pictures)
+    form.get_by_test_id("predict-submit").click()
+    result = page.get_by_test_id("predict-result")
+    expect(result.get_by_test_id("prediction")).to_have_count(2)
+    with api(server) as http:
+        files = [("file", (p.name, p.read_bytes(), "image/png")) for p in pictures]
+        expected = http.post(f"/v1/models/{model_id}/predict", files=files).json()
+    titles = result.locator("h3").all_text_contents()
+    assert titles == [
+        f"{p.name}: {c}" for p, c in zip(pictures, expected["predictions"], strict=True)
+    ]
+    first = result.get_by_test_id("prediction").first.locator(".bar-row")
+    shown = [float(b.get_attribute("data-probability") or "nan") for b in first.all()]
+    np.testing.assert_allclose(shown, expected["probabilities"][0], rtol=1e-6)
+    shot(page, "predict-pictures")
+    assert console_errors == []
+
+
+def test_the_dataset_page_shows_the_profile_and_missing_values(server: Server, page: Page) -> None:
+    from tests.api.test_missing_values_api import penguins_csv
+
+    content, _ = penguins_csv(120)
+    with api(server) as http:
+        dataset = http.post("/v1/datasets", files={"file": ("p.csv", content)}).json()
+    assert dataset["missing"], dataset
+    sign_in(page, server)
+    page.goto(f"{server.base}/ui/datasets/{dataset['id']}")
+    expect(page.get_by_test_id("missing-note")).to_be_visible()
+    for column, count in dataset["missing"].items():
+        row = page.locator(f'[data-testid="dataset-columns"] tr[data-column="{column}"]')
+        expect(row.get_by_test_id("column-missing")).to_have_text(str(count))
+    shot(page, "dataset-profile")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api import ui
-from api.deps import ReadSession
+from api.deps import DatabaseDep, ReadSession
 from api.routes.dashboard.deps import PageUser
 from core import datasets, predictions
 
@@ -32,17 +32,19 @@ def datasets_page(
 
 @router.get(f"{ui.UI}/datasets/{{dataset_id:uuid}}")
 def dataset_page(
-    request: Request, dataset_id: uuid.UUID, user: PageUser, session: ReadSession
+    request: Request, dataset_id: uuid.UUID, user: PageUser, session: ReadSession, db: DatabaseDep
 ) -> Response:
-    row = datasets.get_dataset(session, tenant_id=user.principal.tenant_id, dataset_id=dataset_id)
-    counts = list(zip(row.classes or [], row.class_counts or [], strict=False))
+    tenant_id = user.principal.tenant_id
+    row = datasets.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+    profile = datasets.dataset_profile(db, tenant_id=tenant_id, dataset_id=dataset_id)
+    distribution = profile["label"].get("distribution") or []
     return ui.page(
         request,
         "dataset.html",
         dataset=row,
-        columns=list(zip(row.feature_names, row.feature_types, strict=True)),
-        class_counts=counts,
-        most=max((c for _, c in counts), default=1),
+        profile=profile,
+        class_counts=distribution,
+        most=max((n for _, n in distribution), default=1),
     )
 
 
@@ -59,7 +61,8 @@ def model_page(
         tenant_id=tenant_id,
         model_id=model_id,
     )
-    return ui.page(request, "model.html", model=row, fields=predict_fields(loaded))
+    fields = [] if row.input.get("image") else predict_fields(loaded)
+    return ui.page(request, "model.html", model=row, fields=fields)
 
 
 def predict_fields(model: Any) -> list[dict[str, Any]]:

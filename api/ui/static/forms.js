@@ -115,7 +115,9 @@
       block.className = "prediction";
       block.dataset.testid = "prediction";
       const title = document.createElement("h3");
-      title.textContent = answer.predictions.length > 1 ? `Row ${row + 1}: ${prediction}` : String(prediction);
+      const files = predictForm.dataset.images ? predictForm.querySelector('input[type="file"]').files : null;
+      const what = files ? files[row].name : `Row ${row + 1}`;
+      title.textContent = answer.predictions.length > 1 || files ? `${what}: ${prediction}` : String(prediction);
       block.append(title);
       if (answer.probabilities) {
         const bars = document.createElement("div");
@@ -142,10 +144,11 @@
     event.preventDefault();
     const errorBox = byTestId("predict-error");
     try {
-      const records = await recordsFrom(predictForm);
-      const answer = await Descent.api(`/v1/models/${predictForm.dataset.modelId}/predict`, {
-        method: "POST", json: { records },
-      });
+      const path = `/v1/models/${predictForm.dataset.modelId}/predict`;
+      // An image model takes the pictures themselves (multipart), any other JSON records.
+      const answer = predictForm.dataset.images
+        ? await Descent.api(path, { method: "POST", body: new FormData(predictForm) })
+        : await Descent.api(path, { method: "POST", json: { records: await recordsFrom(predictForm) } });
       showError(errorBox, "");
       render(answer);
     } catch (error) {
