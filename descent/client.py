@@ -149,10 +149,15 @@ class Client:
         *,
         label: str | None = None,
         name: str | None = None,
+        image_size: int | None = None,
+        color_mode: str | None = None,
     ) -> Dataset:
         """Upload a file (streamed from disk), a pandas/polars DataFrame, or arrays ``X`` and
-        ``y``. ``label`` names the target column of a table (default: its last column)."""
-        fields = {k: v for k, v in {"label": label, "name": name}.items() if v is not None}
+        ``y``. ``label`` names the target column of a table (default: its last column). A zip
+        of class folders of pictures becomes an image dataset: each picture ``image_size``
+        pixels square (default 32), ``color_mode`` "grayscale" (default) or "rgb"."""
+        given = {"label": label, "name": name, "image_size": image_size, "color_mode": color_mode}
+        fields = {k: str(v) for k, v in given.items() if v is not None}
         files = upload_files(data, y)
         return Dataset(self, self._json("POST", "/v1/datasets", files=files, data=fields))
 

@@ -15,7 +15,7 @@ import numpy as np
 # Rows per predict request: below the server's default cap of 10,000.
 PREDICT_CHUNK_ROWS = 5_000
 
-FileFactory = Callable[[ExitStack], dict[str, Any]]
+FileFactory = Callable[[ExitStack], dict[str, Any] | list[tuple[str, Any]]]
 
 
 def upload_files(data: Any, y: Any) -> FileFactory:

@@ -174,6 +174,17 @@ class Model(_Resource):
                 probabilities = (probabilities or []) + answer["probabilities"]
         return predictions, probabilities
 
+    def predict_images(
+        self, paths: list[str | os.PathLike[str]]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """An image model's classes and probabilities for picture files (PNG or JPEG), decoded
+        on the server as the training pictures were."""
+        parts = [("file", (Path(p).name, Path(p).read_bytes())) for p in paths]
+        answer = self.client._json(
+            "POST", f"/v1/models/{self.id}/predict", files=lambda _stack: parts
+        )
+        return np.asarray(answer["predictions"]), np.asarray(answer["probabilities"])
+
     def predict_with_proba(
         self, X: Any
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
