@@ -1,13 +1,15 @@
-"""Upload parsing speed and memory: a narrow CSV, a wide CSV and an NPZ of the same size.
+"""Upload parsing speed and memory: narrow and wide CSVs, NPZ, Parquet and image archives.
 
-    .venv/bin/python bench/upload_speed.py [--mb 100] [--only narrow,wide,npz] [--keep DIR]
+    .venv/bin/python bench/upload_speed.py [--mb 100] [--only narrow,wide,npz,parquet,images]
 
 Writes, in a temporary directory, a CSV of 20 columns (19 features, a 0/1 label), a CSV of 5,000
 columns (4,999 features, a 0/1 label), both of values like ``0.123456``, and an uncompressed NPZ
-(``X`` float64, ``y`` int64), each about --mb MB. Each file is then parsed by
-``core.datasets.parse_upload`` in a fresh Python process, so that the process's peak RSS
-(``VmHWM`` in /proc/self/status) is that one parse's; beside it, polars' own ``pl.read_csv`` of
-the same file (also in a fresh process) as the floor a CSV parse can hope for.
+(``X`` float64, ``y`` int64), each about --mb MB; the narrow table as Parquet; and a zip of 64 x
+64 PNGs in two class folders (decoded and resized to 32 x 32: pictures per second). Each file is
+then parsed by ``core.datasets.parse_upload`` in a fresh Python process, so that the process's
+peak RSS (``VmHWM`` in /proc/self/status) is that one parse's; beside it, polars' own
+``pl.read_csv`` of the same file (also in a fresh process) as the floor a CSV parse can hope
+for.
 
 Printed per file: MB/s, peak RSS growth over the process's baseline after imports divided by
 the file size (what the parse itself costs), and the absolute peak. No assertions: compare the
@@ -68,14 +70,51 @@ def _write_npz(path: Path, target_bytes: int, seed: int) -> None:
     np.savez(path, X=rng.random((rows, columns)), y=rng.integers(0, 3, rows))
 
 
+def _ensure(csv: Path, columns: int, target_bytes: int) -> Path:
+    if not csv.exists():
+        _write_csv(csv, columns, target_bytes, 1)
+    return csv
+
+
+def _write_parquet(path: Path, csv: Path) -> None:
+    """The narrow CSV's table as Parquet (the same values, typed and compressed)."""
+    import polars as pl
+
+    pl.read_csv(csv).write_parquet(path)
+
+
+def _write_images(path: Path, target_bytes: int, seed: int) -> None:
+    """A zip of 64 x 64 grayscale PNGs (noise and a disc, so they do not compress away) in two
+    class folders, about ``target_bytes`` in all."""
+    import io
+    import zipfile
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w") as archive:
+        i = written = 0
+        while written < target_bytes:
+            pixels = (rng.random((64, 64)) * 80).astype(np.uint8)
+            image = Image.fromarray(pixels, mode="L")
+            r = int(rng.integers(8, 20))
+            ImageDraw.Draw(image).ellipse((32 - r, 32 - r, 32 + r, 32 + r), fill=255)
+            png = io.BytesIO()
+            image.save(png, "PNG")
+            archive.writestr(f"{'ab'[i % 2]}/{i:06d}.png", png.getvalue())
+            written += len(png.getvalue())
+            i += 1
+
+
 def _child(mode: str, path: Path) -> None:
     """Runs in a fresh process: one parse, then a JSON line of figures on stdout."""
-    if mode == "polars":
+    if mode.startswith("polars"):
         import polars as pl
 
+        read = pl.read_parquet if mode == "polars-parquet" else pl.read_csv
         baseline = _vm_hwm()
         started = time.perf_counter()
-        frame = pl.read_csv(path)
+        frame = read(path)
         seconds = time.perf_counter() - started
         shape: list[int] = [frame.height, frame.width]
     else:
@@ -114,7 +153,9 @@ def _measure(mode: str, path: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=100.0, help="size of each file in MB")
-    parser.add_argument("--only", default="narrow,wide,npz", help="comma-separated subset")
+    parser.add_argument(
+        "--only", default="narrow,wide,npz,parquet,images", help="comma-separated subset"
+    )
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,6 +172,11 @@ def main() -> None:
             "narrow": (folder / "narrow.csv", lambda p: _write_csv(p, NARROW, target, 1)),
             "wide": (folder / "wide.csv", lambda p: _write_csv(p, WIDE, target, 2)),
             "npz": (folder / "data.npz", lambda p: _write_npz(p, target, 3)),
+            "parquet": (
+                folder / "narrow.parquet",
+                lambda p: _write_parquet(p, _ensure(folder / "narrow.csv", NARROW, target)),
+            ),
+            "images": (folder / "images.zip", lambda p: _write_images(p, target, 4)),
         }
         header = (
             f"{'file':<7} {'MB':>7} {'rows x features':>17} {'parse s':>8} {'MB/s':>7} "
@@ -144,7 +190,8 @@ def main() -> None:
                 write(path)
             size = path.stat().st_size
             ours = _measure("parse", path)
-            theirs = _measure("polars", path) if name != "npz" else None
+            floor = {"narrow": "polars", "wide": "polars", "parquet": "polars-parquet"}.get(name)
+            theirs = _measure(floor, path) if floor else None
             rows, features = ours["shape"]
             growth = (ours["peak"] - ours["baseline"]) / size
             line = (
@@ -158,6 +205,8 @@ def main() -> None:
                     f"{(theirs['peak'] - theirs['baseline']) / size:>9.2f}"
                 )
             print(line, flush=True)
+    if "images" in wanted:
+        print("images: rows x features is pictures x pixels (32 x 32, the default size)")
     print(
         "\npeak/file: growth of the process's peak RSS (VmHWM) over its baseline after imports, "
         "divided by the file size; peak MB: the absolute peak."

@@ -6,11 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from core.config import Settings
-from core.datasets.columns import check_counts, check_names, from_frame
+from core.datasets.columns import (
+    check_counts,
+    check_names,
+    from_frame,
+    numeric_dataset,
+    resolve_label,
+)
+from core.datasets.labels import label_from_strings
 from core.datasets.parsed import Deadline, Locator, ParsedDataset, excerpt
+from core.datasets.values import non_finite
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
 
@@ -43,9 +52,20 @@ def parse_parquet(
             code="nested_value",
         )
     deadline.check()
+    frame.columns = names
+    label_name = resolve_label(label, names)
+    features = [n for n in names if n != label_name]
+    if all(frame.schema[n].is_numeric() for n in features):
+        # Typed numbers need no parsing: straight to float64 (nulls become NaN, missing).
+        x = frame.select(pl.col(features).cast(pl.Float64)).to_numpy(order="c")
+        if np.isinf(x).any():
+            row, col = (int(v) for v in np.argwhere(np.isinf(x))[0])
+            raise non_finite(str(x[row, col]), features[col], row, RowLocator())
+        raw = frame.get_column(label_name).cast(pl.String)
+        target = label_from_strings(raw, label_name, RowLocator(), settings)
+        return numeric_dataset(DatasetFormat.parquet, x, features, label_name, target)
     # As text, the way a CSV arrives: one set of rules for typing, missing values and errors.
     text = frame.select(pl.all().cast(pl.String))
-    text.columns = names
     return from_frame(
         text, fmt=DatasetFormat.parquet, label=label, loc=RowLocator(), settings=settings,
         deadline=deadline,
