@@ -14,6 +14,7 @@ from api.schemas import ErrorResponse, ModelOut, PredictOut
 from core import predictions
 from core.config import Settings
 from core.datasets.images import MAX_PREDICT_IMAGES
+from core.predict_body import parse_predict_body
 from core.predictions import ModelCache
 from store.session import Database
 
@@ -133,7 +134,7 @@ async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep
             )
         )
     else:
-        X = predictions.parse_predict_body(body, model, settings)
+        X = parse_predict_body(body, model, settings)
     if X.shape[0] > _INLINE_ROWS:
         result = await anyio.to_thread.run_sync(lambda: predictions.predict(model, X))
     else:
