@@ -131,6 +131,9 @@ def test_regression_label_equals_polars(tmp_path: Path) -> None:
     assert label["distribution"] is None
     expected = _polars_numeric(target)
     _assert_close(label, {k: expected[k] for k in ("min", "max", "mean", "std")})
+    # What a request to treat these labels as classes is checked against (core.runs).
+    assert label["n_unique"] == target.n_unique()
+    assert label["integral"] is bool((target % 1 == 0).all())
 
 
 def test_classification_label_distribution_equals_polars(tmp_path: Path) -> None:
@@ -184,7 +187,7 @@ def _assert_plain(value: Any) -> None:
         for item in value:
             _assert_plain(item)
     else:
-        assert value is None or type(value) in (int, float, str), (value, type(value))
+        assert value is None or type(value) in (bool, int, float, str), (value, type(value))
         assert not (type(value) is float and not math.isfinite(value))
 
 
