@@ -13,7 +13,6 @@ from core.config import Settings
 from core.datasets.labels import Label, label_from_strings
 from core.datasets.parsed import Deadline, Locator, ParsedDataset, excerpt
 from core.datasets.values import (
-    MISSING_TOKENS,
     as_float,
     check_vocabulary,
     is_missing,
@@ -121,7 +120,9 @@ def from_frame(
     settings: Settings,
     deadline: Deadline,
 ) -> ParsedDataset:
-    """Shared by CSV and JSON records: a frame of string columns -> ParsedDataset.
+    """Shared by CSV and JSON records: a frame of string columns -> ParsedDataset. The frame's
+    missing tokens ("NA", "null", ... as written: padded ones are found by the exact checks)
+    are nulls already (``values.nulls_for_missing``, or the CSV reader's ``null_values``).
 
     Every step is one vectorised pass over all the columns it concerns (Python loops only walk
     column names), so time is linear in the cells whatever the frame's shape. Memory: besides
@@ -134,8 +135,6 @@ def from_frame(
     # Cast as is, without stripping blanks: the common case, and 3x cheaper (see _column_kinds).
     # Each polars expression costs ~20 us per column whatever the rows, so a wide frame gets as
     # few as possible: the cast, then numpy for the rest.
-    # "NA", "null", ... as written (padded ones are found by the exact checks) become nulls.
-    frame = frame.with_columns(pl.exclude(label).replace(MISSING_TOKENS, None))
     floats = frame.select(pl.exclude(label).cast(pl.Float64, strict=False))
     lost = list(floats.null_count().row(0))
     x = floats.to_numpy(order="c")

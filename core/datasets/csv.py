@@ -20,6 +20,7 @@ from core.datasets.columns import (
 )
 from core.datasets.labels import label_from_strings
 from core.datasets.parsed import CsvLocator, Deadline, ParsedDataset, excerpt, ragged
+from core.datasets.values import MISSING_TOKENS
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
 
@@ -147,6 +148,7 @@ def _read_numeric(
                 has_header=False,
                 schema=schema,
                 separator=sep,
+                null_values=list(MISSING_TOKENS),  # "NA" and friends: NaN, still fast
                 encoding="utf8",
                 truncate_ragged_lines=False,
                 raise_if_empty=False,
@@ -223,6 +225,7 @@ def _read_strings(path: Path, sep: str, names: list[str], settings: Settings) ->
             separator=sep,
             has_header=True,
             infer_schema=False,  # every column as text; typing is decided in from_frame
+            null_values=list(MISSING_TOKENS),
             n_rows=settings.max_dataset_rows + 1,
             encoding="utf8",
             raise_if_empty=True,

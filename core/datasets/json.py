@@ -22,6 +22,7 @@ from core.datasets.columns import (
 )
 from core.datasets.labels import label_from_strings
 from core.datasets.parsed import Deadline, Locator, ParsedDataset, RecordLocator, excerpt
+from core.datasets.values import nulls_for_missing
 from core.errors import InvalidInput, PayloadTooLarge, quote
 from store.tables import DatasetFormat
 
@@ -143,7 +144,7 @@ def _parse_records(
     del columns
     deadline.check()
     return from_frame(
-        frame,
+        nulls_for_missing(frame),
         fmt=DatasetFormat.json,
         label=label or body_label,
         loc=RecordLocator(),

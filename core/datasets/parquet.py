@@ -19,7 +19,7 @@ from core.datasets.columns import (
 )
 from core.datasets.labels import label_from_strings
 from core.datasets.parsed import Deadline, Locator, ParsedDataset, excerpt
-from core.datasets.values import non_finite
+from core.datasets.values import non_finite, nulls_for_missing
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
 
@@ -65,7 +65,7 @@ def parse_parquet(
         target = label_from_strings(raw, label_name, RowLocator(), settings)
         return numeric_dataset(DatasetFormat.parquet, x, features, label_name, target)
     # As text, the way a CSV arrives: one set of rules for typing, missing values and errors.
-    text = frame.select(pl.all().cast(pl.String))
+    text = nulls_for_missing(frame.select(pl.all().cast(pl.String)))
     return from_frame(
         text, fmt=DatasetFormat.parquet, label=label, loc=RowLocator(), settings=settings,
         deadline=deadline,

@@ -17,6 +17,11 @@ MISSING_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NU
                   "None", "<NA>")  # fmt: skip
 
 
+def nulls_for_missing(frame: pl.DataFrame) -> pl.DataFrame:
+    """Missing tokens as written become nulls (the CSV reader does it itself, for free)."""
+    return frame.with_columns(pl.all().replace(MISSING_TOKENS, None))
+
+
 def is_missing(column: str) -> pl.Expr:
     return pl.col(column).is_null() | pl.col(column).str.strip_chars().is_in(MISSING_TOKENS)
 

@@ -90,3 +90,17 @@ def test_what_is_still_refused(
         _parse(tmp_path, content, "d.csv")
     assert caught.value.code == code
     assert where.items() <= caught.value.details.items()
+
+
+def test_NA_in_a_numeric_table_stays_on_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.datasets import csv as csv_parser
+
+    def no_string_path(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the string path read the file")
+
+    monkeypatch.setattr(csv_parser, "_read_strings", no_string_path)
+    rows = "".join(f"{i},{'NA' if i % 4 == 0 else i},{i % 2}\n" for i in range(40))
+    parsed = _parse(tmp_path, ("a,b,y\n" + rows).encode(), "d.csv")
+    assert parsed.missing_counts() == {"b": 10}
