@@ -21,6 +21,8 @@ from core.datasets.parsed import ParsedDataset
 # Sample standard deviation (ddof=1), as polars' ``std``/``describe()`` and pandas give it:
 # the figures users compare a profile against. Undefined (None) with fewer than two values.
 DDOF = 1
+# Whole-number labels counted per value up to the class limit (models.spec.MAX_CLASSES).
+_MAX_COUNTED = 1_000
 
 
 def profile_of(parsed: ParsedDataset, *, top: int = 10) -> dict[str, Any]:
@@ -42,8 +44,12 @@ def profile_of(parsed: ParsedDataset, *, top: int = 10) -> dict[str, Any]:
         label.update(distribution=None, **{k: stats[k] for k in ("min", "max", "mean", "std")})
         # What a request for classification of these labels needs to know (core.runs).
         flat = y.reshape(-1)
-        label["n_unique"] = len(np.unique(flat))
+        values, tallies = np.unique(flat, return_counts=True)
+        label["n_unique"] = len(values)
         label["integral"] = bool(np.all(np.mod(flat, 1) == 0) and np.all(np.abs(flat) < 2**53))
+        if label["integral"] and len(values) <= _MAX_COUNTED:
+            # Rows per whole number, as classes would have them (stratified split sizes).
+            label["value_counts"] = [[int(v), int(n)] for v, n in zip(values, tallies, strict=True)]
     return {"n_rows": parsed.n_rows, "columns": columns, "label": label}
 
 

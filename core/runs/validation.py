@@ -57,9 +57,9 @@ def _spec_error(exc: SpecError) -> InvalidInput:
     )
 
 
-def _classes_of_whole_numbers(dataset: Dataset) -> int:
+def _classes_of_whole_numbers(dataset: Dataset) -> tuple[list[int], list[int]]:
     """A regression dataset asked to be classes: its labels must be whole numbers (each one a
-    class); how many there are, from the profile computed at upload."""
+    class); which, and their rows, from the profile computed at upload."""
     label = (dataset.profile or {}).get("label", {})
     if not label.get("integral"):
         raise InvalidInput(
@@ -68,7 +68,10 @@ def _classes_of_whole_numbers(dataset: Dataset) -> int:
             {"field": "spec.task"},
             code="invalid_spec",
         )
-    return int(label["n_unique"])
+    counted = label.get("value_counts")
+    if counted is None:  # more distinct values than any classifier takes
+        return list(range(int(label["n_unique"]))), []
+    return [int(v) for v, _ in counted], [int(n) for _, n in counted]
 
 
 def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Settings) -> SpecCheck:
@@ -82,8 +85,10 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
     numeric_labels = dataset.task == Task.regression or all(
         isinstance(c, int | float) and not isinstance(c, bool) for c in classes
     )
+    counts = dataset.class_counts
     if parsed.task == Task.classification and dataset.task == Task.regression:
-        n_classes = _classes_of_whole_numbers(dataset)
+        classes, counts = _classes_of_whole_numbers(dataset)
+        n_classes = len(classes)
     try:
         resolved = resolve_spec(
             parsed,
@@ -122,7 +127,7 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
             code="too_many_parameters",
         )
     stratified = resolved.task == Task.classification
-    counts = dataset.class_counts if stratified else None
+    counts = counts if stratified else None
     if counts and resolved.validation_split > 0:
         _require_two_per_class(classes, counts)
     n_train = training_rows(dataset.n_rows, counts, resolved.validation_split)

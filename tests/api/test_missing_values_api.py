@@ -135,3 +135,20 @@ def test_many_whole_number_labels_say_why_and_can_be_asked_to_be_classes(
     assert other["task_note"] is None
     refused = submit(api, tenant_key, other["id"], {"task": "classification"})
     assert refused.status_code == 422 and refused.json()["error"]["details"]["field"] == "spec.task"
+
+
+def test_whole_numbers_asked_to_be_classes_need_two_rows_each_at_submit(
+    api: TestClient, tenant_key: str
+) -> None:
+    """Checked at submit from the profile's counts, not found later by the worker."""
+    labels = [*range(120), 0, 1, 2]  # 120 values, most on a single row
+    csv = "a,code\n" + "".join(f"{i},{c}\n" for i, c in enumerate(labels))
+    dataset = api.post(
+        "/v1/datasets", headers=bearer(tenant_key), files={"file": ("c.csv", csv)}
+    ).json()
+    refused = submit(api, tenant_key, dataset["id"], {"task": "classification"})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "single_sample_class" and error["details"]["class"] == 3
+    fine = submit(api, tenant_key, dataset["id"], {"task": "classification", "validation_split": 0})
+    assert fine.status_code == 202, fine.text
