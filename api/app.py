@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import EdgeMiddleware
-from api.routes import dashboard, datasets, events, health, models, runs
+from api.routes import dashboard, datasets, events, health, models, registry, runs
 from api.routes.health import package_version
 from api.schemas import PredictIn
 from core import housekeeping
@@ -107,6 +107,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(models.router)
+    app.include_router(registry.router)
     app.include_router(dashboard.router)
     install_docs(app)
     _document_hand_parsed_schemas(app)

@@ -173,13 +173,16 @@ def predict(model: LoadedModel, X: NDArray[Any]) -> Prediction:
         raise InvalidInput(exc.message, dict(exc.details), code="invalid_input") from None
 
 
-def predict_json(model_id: uuid.UUID, prediction: Prediction) -> bytes:
+def predict_json(
+    model_id: uuid.UUID, prediction: Prediction, extra: dict[str, Any] | None = None
+) -> bytes:
     return orjson.dumps(
         {
             "model_id": str(model_id),
             "predictions": prediction.predictions,
             "probabilities": prediction.probabilities,
             "classes": prediction.classes,
+            **(extra or {}),
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )

@@ -261,3 +261,68 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RegisteredModel(Base):
+    """A name in the tenant's model registry; its versions point at models."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _registered_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("registered_model_id", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    registered_model_id: Mapped[uuid.UUID] = _registered_fk()
+    version: Mapped[int]  # 1, 2, 3 ... per name
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelAlias(Base):
+    """``production`` -> version 3: what callers predict with; moving it back is a rollback."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("registered_model_id", "alias"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    registered_model_id: Mapped[uuid.UUID] = _registered_fk()
+    alias: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AliasMove(Base):
+    """Every set, move and removal of an alias: who (the API key), when, from and to."""
+
+    __tablename__ = "alias_moves"
+    __table_args__ = (
+        Index("ix_alias_moves_registered_model_id_alias", "registered_model_id", "alias"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    registered_model_id: Mapped[uuid.UUID] = _registered_fk()
+    alias: Mapped[str] = mapped_column(String(100))
+    from_version: Mapped[int | None]
+    to_version: Mapped[int | None]  # None: removed
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    moved_at: Mapped[datetime] = mapped_column(default=utcnow)

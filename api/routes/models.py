@@ -31,7 +31,7 @@ _409: dict[str, Any] = {"model": ErrorResponse, "description": "The model is not
 # Above this many rows the forward pass runs in a worker thread, off the event loop.
 _INLINE_ROWS = 1_000
 
-_PREDICT_BODY = {
+PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -95,7 +95,7 @@ async def _image_files(request: Request) -> list[tuple[str, bytes]]:
 @router.post(
     "/{model_id:uuid}/predict",
     response_model=PredictOut,
-    openapi_extra=_PREDICT_BODY,
+    openapi_extra=PREDICT_BODY,
     responses={
         400: {"model": ErrorResponse, "description": "Malformed JSON"},
         401: _401,
@@ -106,20 +106,27 @@ async def _image_files(request: Request) -> list[tuple[str, bytes]]:
     },
 )
 async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep) -> Response:
-    # The hot path of the API: app state is read directly rather than through one dependency
-    # each, since every dependency FastAPI resolves costs a few microseconds per request.
+    return await predict_response(request, principal.tenant_id, model_id)
+
+
+async def predict_response(
+    request: Request, tenant_id: uuid.UUID, model_id: uuid.UUID, extra: dict[str, Any] | None = None
+) -> Response:
+    """Predict with one model; ``extra`` joins the answer (the registry's name and version).
+    The hot path of the API: app state is read directly rather than through one dependency
+    each, since every dependency FastAPI resolves costs a few microseconds per request."""
     state = request.app.state
     db: Database = state.db
     cache: ModelCache = state.model_cache
     settings: Settings = state.settings
     body = await request.body()
     cached = cache.get(model_id)
-    if cached is not None and cached.tenant_id == principal.tenant_id:
+    if cached is not None and cached.tenant_id == tenant_id:
         model = cached.model
     else:
         model = await anyio.to_thread.run_sync(
             lambda: predictions.load_for_predict(
-                db.read_session, cache, tenant_id=principal.tenant_id, model_id=model_id
+                db.read_session, cache, tenant_id=tenant_id, model_id=model_id
             )
         )
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -127,7 +134,7 @@ async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep
         X = await anyio.to_thread.run_sync(
             lambda: predictions.image_inputs(
                 db.read_session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 model_id=model_id,
                 files=files,
                 settings=settings,
@@ -140,5 +147,5 @@ async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep
     else:
         result = predictions.predict(model, X)
     return Response(
-        content=predictions.predict_json(model_id, result), media_type="application/json"
+        content=predictions.predict_json(model_id, result, extra), media_type="application/json"
     )

@@ -1,0 +1,183 @@
+"""The model registry: per tenant, a name holds numbered versions (1, 2, 3 ...), each pointing
+at a trained model, and aliases ("production" -> 3) that callers predict with. Moving an alias
+back is a rollback; every move is kept (who, when, from, to)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import predictions
+from core.errors import Conflict, InvalidInput, NotFound
+from store import registry as registry_store
+from store.base import utcnow
+from store.tables import AliasMove, ModelAlias, ModelVersion, RegisteredModel
+
+# Names and aliases go in URLs: letters, digits, ".", "_", "-"; an alias is not a bare number
+# (that would read as a version).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@dataclass(frozen=True)
+class Registered:
+    row: RegisteredModel
+    versions: list[ModelVersion]
+    aliases: list[ModelAlias]
+
+
+def _check_name(value: str, field: str) -> None:
+    if not _NAME.fullmatch(value) or (field == "alias" and value.isdigit()):
+        raise InvalidInput(
+            f"{field} {value[:120]!r} must be 1-100 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit" + (", and not only digits" if field == "alias" else ""),
+            {"field": field},
+            code="invalid_name",
+        )
+
+
+def _registered(session: Session, tenant_id: uuid.UUID, name: str) -> RegisteredModel:
+    row = registry_store.get_registered(session, tenant_id=tenant_id, name=name)
+    if row is None:
+        raise NotFound(f"no registered model {name[:120]!r}", code="registered_model_not_found")
+    return row
+
+
+def create(session: Session, *, tenant_id: uuid.UUID, name: str) -> Registered:
+    _check_name(name, "name")
+    row = RegisteredModel(tenant_id=tenant_id, name=name)
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"{name!r} is already registered", code="name_taken") from None
+    return Registered(row, [], [])
+
+
+def describe(session: Session, *, tenant_id: uuid.UUID, name: str) -> Registered:
+    row = _registered(session, tenant_id, name)
+    return Registered(
+        row,
+        registry_store.versions(session, registered_id=row.id),
+        registry_store.aliases(session, registered_id=row.id),
+    )
+
+
+def list_registered(session: Session, *, tenant_id: uuid.UUID) -> list[RegisteredModel]:
+    return registry_store.list_registered(session, tenant_id=tenant_id, limit=1000)
+
+
+def add_version(
+    session: Session, *, tenant_id: uuid.UUID, name: str, model_id: uuid.UUID
+) -> ModelVersion:
+    """The next version number; two racing adds get two numbers (the unique key decides)."""
+    registered = _registered(session, tenant_id, name)
+    predictions.get_model(session, tenant_id=tenant_id, model_id=model_id)  # 404 if not ours
+    for _attempt in range(5):
+        number = registry_store.last_version(session, registered_id=registered.id) + 1
+        row = ModelVersion(
+            tenant_id=tenant_id, registered_model_id=registered.id, version=number,
+            model_id=model_id,
+        )  # fmt: skip
+        session.add(row)
+        try:
+            session.commit()
+            return row
+        except IntegrityError:
+            session.rollback()
+    raise Conflict("too many versions added at once; try again", code="version_race")
+
+
+def _version(session: Session, registered: RegisteredModel, number: int) -> ModelVersion:
+    row = registry_store.version(session, registered_id=registered.id, number=number)
+    if row is None:
+        raise NotFound(
+            f"{registered.name!r} has no version {number}", {"version": number},
+            code="version_not_found",
+        )  # fmt: skip
+    return row
+
+
+def set_alias(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    api_key_id: uuid.UUID,
+    name: str,
+    alias: str,
+    version: int,
+) -> ModelAlias:
+    _check_name(alias, "alias")
+    registered = _registered(session, tenant_id, name)
+    _version(session, registered, version)
+    row = registry_store.alias(session, registered_id=registered.id, name=alias)
+    before = row.version if row else None
+    if row is None:
+        row = ModelAlias(
+            tenant_id=tenant_id, registered_model_id=registered.id, alias=alias, version=version
+        )
+        session.add(row)
+    else:
+        row.version, row.updated_at = version, utcnow()
+    session.add(_move(registered, alias, before, version, api_key_id))
+    try:
+        session.commit()
+    except IntegrityError:  # set at the same moment by another request
+        session.rollback()
+        raise Conflict(f"alias {alias!r} changed meanwhile; try again", code="alias_race") from None
+    return row
+
+
+def delete_alias(
+    session: Session, *, tenant_id: uuid.UUID, api_key_id: uuid.UUID, name: str, alias: str
+) -> None:
+    registered = _registered(session, tenant_id, name)
+    row = registry_store.alias(session, registered_id=registered.id, name=alias)
+    if row is None:
+        raise NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+    session.add(_move(registered, alias, row.version, None, api_key_id))
+    session.delete(row)
+    session.commit()
+
+
+def alias_history(
+    session: Session, *, tenant_id: uuid.UUID, name: str, alias: str
+) -> list[AliasMove]:
+    registered = _registered(session, tenant_id, name)
+    moves = registry_store.alias_moves(session, registered_id=registered.id, name=alias)
+    if not moves:
+        raise NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+    return moves
+
+
+def resolve(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    alias: str | None = None,
+    version: int | None = None,
+) -> ModelVersion:
+    """The version an alias (or a version number) names now: what a predict call uses."""
+    registered = _registered(session, tenant_id, name)
+    if alias is not None:
+        row = registry_store.alias(session, registered_id=registered.id, name=alias)
+        if row is None:
+            raise NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+        version = row.version
+    assert version is not None
+    return _version(session, registered, version)
+
+
+def _move(
+    registered: RegisteredModel, alias: str, before: int | None, after: int | None,
+    api_key_id: uuid.UUID,
+) -> AliasMove:  # fmt: skip
+    return AliasMove(
+        tenant_id=registered.tenant_id, registered_model_id=registered.id, alias=alias,
+        from_version=before, to_version=after, api_key_id=api_key_id,
+    )  # fmt: skip
