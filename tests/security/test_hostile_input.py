@@ -66,7 +66,9 @@ def test_out_of_range_spec_refused_before_queueing(
         error = response.json()["error"]
         assert error["details"]["field"].startswith(field), error
         assert needle in error["message"], error
-        assert seconds < 1.0
+        # A guard against blow-ups (minutes), not a speed target: ~0.2 s here, 1.9 s once on a
+        # loaded CI machine.
+        assert seconds < 5.0
     assert _run_count(db) == before and sent == []
 
 
@@ -88,11 +90,11 @@ def test_unparsable_json_bodies(
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "malformed_body" and needle in error["message"]
-        assert seconds < 1.0
+        assert seconds < 5.0  # a guard against blow-ups, not a speed target
     # Predict parses its own body (orjson): deep nesting is refused there too.
     path = f"/v1/models/{tenant_b.model_id}/predict"
     response, seconds = _timed_post(api, path, headers, body)
-    assert 400 <= response.status_code < 500 and seconds < 1.0, response.text
+    assert 400 <= response.status_code < 500 and seconds < 5.0, response.text
     assert _run_count(db) == before
 
 

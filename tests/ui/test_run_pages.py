@@ -10,8 +10,9 @@ from playwright.sync_api import Browser, Page, expect
 from tests.ui.conftest import Server, shot
 from tests.ui.world import QUICK_SPEC, api, run_json, sign_in, submit, upload_digits, wait_final
 
-# Slow enough (batch 2, a wider layer) that a person watching sees every epoch arrive.
-WATCHED_EPOCHS = 20
+# Slow enough (batch 2, a wider layer: ~0.1 s an epoch) that the page, once loaded, sees many
+# epochs arrive even on a loaded machine (20 epochs once finished before the page had looked).
+WATCHED_EPOCHS = 60
 WATCHED_SPEC = {**QUICK_SPEC, "layers": [{"units": 128}], "batch_size": 2, "epochs": WATCHED_EPOCHS}
 
 
