@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from numpy.lib import format as npy_format
 from numpy.typing import NDArray
 
 from core.errors import InvalidInput, PayloadTooLarge
+from core.zip_directory import count_entries
 
 MAX_MEMBERS = 64
 MAX_HEADER_BYTES = 10_000
-_EOCD_MAGIC = b"PK\x05\x06"
-_EOCD_SIZE = 22
 # Fixed timestamp so equal arrays encode to equal bytes (and equal sha256).
 _EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
 
@@ -43,22 +41,6 @@ class ArrayHeader:
 
 def _invalid(message: str, **details: Any) -> InvalidInput:
     return InvalidInput(message, details, code="invalid_npz")
-
-
-def _zip_entry_count(fp: IO[bytes]) -> int:
-    """Entry count from the end-of-central-directory record, read without parsing the directory
-    (a directory of millions of empty entries is itself a memory bomb)."""
-    fp.seek(0, io.SEEK_END)
-    size = fp.tell()
-    tail_len = min(size, _EOCD_SIZE + 65_535)
-    fp.seek(size - tail_len)
-    tail = fp.read(tail_len)
-    pos = tail.rfind(_EOCD_MAGIC)
-    if pos < 0 or pos + _EOCD_SIZE > len(tail):
-        raise _invalid("not a valid NPZ (zip) archive: no end of central directory")
-    (total_entries,) = struct.unpack("<H", tail[pos + 10 : pos + 12])
-    fp.seek(0)
-    return int(total_entries)
 
 
 def _read_header(fp: IO[bytes], name: str) -> ArrayHeader:
@@ -103,9 +85,11 @@ def inspect_npz(source: Path | bytes, *, max_bytes: int) -> dict[str, ArrayHeade
     """
     try:
         with _open(source) as raw:
-            entries = _zip_entry_count(raw)
+            entries = count_entries(raw, MAX_MEMBERS)
+            if entries is None:
+                raise _invalid("not a valid NPZ (zip) archive: no end of central directory")
             if entries > MAX_MEMBERS:
-                raise _invalid(f"NPZ has {entries} members; at most {MAX_MEMBERS} are accepted")
+                raise _invalid(f"NPZ has more than {MAX_MEMBERS} members; no more are accepted")
             with zipfile.ZipFile(raw) as archive:
                 infos = archive.infolist()
                 declared = sum(info.file_size for info in infos)

@@ -11,7 +11,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +22,7 @@ from core.datasets.columns import check_counts
 from core.datasets.parsed import Deadline, ParsedDataset, excerpt
 from core.datasets.values import MAX_CATEGORY_CHARS
 from core.errors import InvalidInput, PayloadTooLarge, UnsupportedFormat, quote
+from core.zip_directory import count_entries
 from models.vocabulary import FeatureType, Task
 from store.tables import DatasetFormat
 
@@ -97,7 +98,10 @@ def parse_images(
         )
     with path.open("rb") as fp:
         limit = _ENTRIES_PER_IMAGE * settings.max_image_files
-        if _count_entries(fp, limit) > limit:
+        entries = count_entries(fp, limit)
+        if entries is None:
+            raise _not_a_zip()
+        if entries > limit:
             raise _too_many_files(f"more than {limit} entries", settings.max_image_files)
         try:
             archive = zipfile.ZipFile(fp)
@@ -189,38 +193,6 @@ def _too_many_files(found: str, limit: int) -> PayloadTooLarge:
         {"limit_files": limit},
         code="too_many_files",
     )
-
-
-def _count_entries(fp: IO[bytes], limit: int) -> int:
-    """Entries in the zip's central directory, counted up to ``limit + 1`` before ``zipfile``
-    builds a ZipInfo (~0.5 KB) for each: a directory of millions of empty entries is a memory
-    bomb, and the count in the end record may lie (zipfile reads the directory by its size)."""
-    size = fp.seek(0, io.SEEK_END)
-    start = max(0, size - 22 - 65_535)
-    fp.seek(start)
-    tail = fp.read()
-    pos = tail.rfind(b"PK\x05\x06")
-    if pos < 0 or pos + 22 > len(tail):
-        raise _not_a_zip()
-    (cd_size,) = struct.unpack_from("<I", tail, pos + 12)
-    cd_end = start + pos
-    if cd_end >= 76:  # zip64: its 56-byte record and 20-byte locator precede the end record
-        fp.seek(cd_end - 76)
-        zip64 = fp.read(76)
-        if zip64[:4] == b"PK\x06\x06" and zip64[56:60] == b"PK\x06\x07":
-            (cd_size,) = struct.unpack_from("<Q", zip64, 40)
-            cd_end -= 76
-    if cd_size > cd_end:
-        raise _not_a_zip()
-    fp.seek(cd_end - cd_size)
-    directory = fp.read(cd_size)
-    count = at = 0
-    while count <= limit and directory[at : at + 4] == b"PK\x01\x02" and at + 46 <= cd_size:
-        name_len, extra_len, comment_len = struct.unpack_from("<3H", directory, at + 28)
-        at += 46 + name_len + extra_len + comment_len
-        count += 1
-    fp.seek(0)
-    return count
 
 
 def _members(infos: list[zipfile.ZipInfo], settings: Settings) -> list[tuple[zipfile.ZipInfo, str]]:
