@@ -45,9 +45,8 @@ def test_an_npz_with_too_many_members_is_refused_even_when_its_end_record_lies(
     tmp_path: Path,
 ) -> None:
     buffer = io.BytesIO()
-    np.savez(
-        buffer, X=np.ones((4, 2)), y=np.arange(4), **{f"pad{i}": np.zeros(1) for i in range(70)}
-    )
+    pads = {f"pad{i}": np.zeros(1) for i in range(70)}
+    np.savez(buffer, X=np.ones((4, 2)), y=np.arange(4), **pads)  # type: ignore[arg-type]
     path = tmp_path / "d.npz"
     path.write_bytes(_lying(buffer.getvalue(), 2))
     with pytest.raises(InvalidInput) as caught:
