@@ -54,14 +54,16 @@ def model_page(
 ) -> Response:
     tenant_id = user.principal.tenant_id
     row = predictions.get_model(session, tenant_id=tenant_id, model_id=model_id)
-    # The page's own session stands in for the factory load_for_predict opens on a cache miss.
-    loaded = predictions.load_for_predict(
-        lambda: nullcontext(session),
-        request.app.state.model_cache,
-        tenant_id=tenant_id,
-        model_id=model_id,
-    )
-    fields = [] if row.input.get("image") else predict_fields(loaded)
+    fields: list[dict[str, Any]] = []
+    if not row.input.get("image"):  # an image model's form takes pictures, not 1,024 fields
+        # The page's own session stands in for the factory load_for_predict opens on a miss.
+        loaded = predictions.load_for_predict(
+            lambda: nullcontext(session),
+            request.app.state.model_cache,
+            tenant_id=tenant_id,
+            model_id=model_id,
+        )
+        fields = predict_fields(loaded)
     return ui.page(request, "model.html", model=row, fields=fields)
 
 

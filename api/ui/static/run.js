@@ -89,8 +89,8 @@
       charts.lr = makeChart(el("lr-chart"), [["learning rate", colors.lr]]);
     }
     if (!charts.metric && metricKind) {
-      const name = metricKind === "accuracy" ? "Accuracy" : "R²";
-      el("metric-title").textContent = name;
+      const name = metricKind === "accuracy" ? "accuracy" : "R²";
+      el("metric-title").textContent = metricKind === "accuracy" ? "Accuracy" : "R²";
       charts.metric = makeChart(el("metric-chart"), [[`train ${name}`, colors.train], [`validation ${name}`, colors.val]]);
     }
     charts.loss.setData([series.epoch, series.train_loss, series.val_loss]);
@@ -170,6 +170,16 @@
       event.target.disabled = false;
     }
   });
+
+  // The server rendered the duration once; while the run goes on it counts here (the final
+  // figure comes back with the outcome).
+  const clock = setInterval(() => {
+    const span = document.getElementById("run-duration");
+    if (!span?.dataset.started || FINAL.has(root.dataset.status)) return clearInterval(clock);
+    const seconds = Math.max(0, (Date.now() - Date.parse(span.dataset.started)) / 1000);
+    span.textContent = seconds < 60 ? `${seconds.toFixed(1)} s`
+      : `${Math.floor(seconds / 60)}:${String(Math.floor(seconds % 60)).padStart(2, "0")}`;
+  }, 1000);
 
   (async () => {
     const history = await Descent.api(`/v1/runs/${runId}/history?max_points=${MAX_POINTS}`);
