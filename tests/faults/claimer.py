@@ -1,6 +1,8 @@
 """A claiming process for the D1/D3 race: ``python -m tests.faults.claimer URL IDS OUT GO``.
 
-Waits for the file GO to exist (so every claimer starts together), then tries to claim every
+Touches OUT.ready once it is connected, waits for the file GO to exist (the parent creates it
+when every claimer is ready, so they start together rather than in the order Python finished
+importing), then tries to claim every
 run id in IDS (shuffled) with the worker's claim, and writes one JSON line per outcome to OUT:
 ``{"claimed": id}`` or ``{"error": "..."}``."""
 
@@ -21,6 +23,9 @@ def main(url: str, ids_file: str, out_file: str, go_file: str) -> None:
     ids = [uuid.UUID(x) for x in Path(ids_file).read_text().split()]
     random.shuffle(ids)
     db = Database(make_engine_for_url(url))
+    with db.engine.connect():
+        pass
+    Path(out_file + ".ready").touch()
     deadline = time.monotonic() + 30
     while not Path(go_file).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
