@@ -89,8 +89,6 @@ async def authorize(
             cache.put(digest, cached)
         principal = cached
     limiter = rate_limiter(state)
-    if limiter.in_process:
-        limiter.hit(principal.tenant_id)
-    else:
+    if not limiter.hit_local(principal.tenant_id):
         await run_in_threadpool(limiter.hit, principal.tenant_id)
     return principal

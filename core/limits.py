@@ -3,13 +3,16 @@
 * Concurrent runs: a tenant may hold at most ``max_concurrent_runs_per_tenant`` runs that are
   queued, running or cancelling; ``submit_run`` calls :func:`check_concurrent_runs`.
 * Request rate: at most ``rate_limit_per_minute`` authenticated requests per tenant; the API's
-  principal dependency calls :meth:`RateLimiter.hit` once per request, after authentication, so
-  the limit follows the key's tenant, not the client address.
+  edge counts every request once, after authentication (:meth:`RateLimiter.hit_local`, and
+  :meth:`RateLimiter.hit` from a worker thread when that needs I/O), so the limit follows the
+  key's tenant, not the client address.
 
-With a Redis broker the rate is counted in Redis (a fixed one-minute window per tenant: INCR +
-EXPIRE), so every API process shares one budget. Otherwise (embedded mode, one API process) an
-in-process token bucket does the same job. If Redis does not answer, the limiter falls back to
-the in-process bucket for that request rather than refusing traffic.
+With a Redis broker the rate is counted in Redis (a fixed one-minute window per tenant), so
+every API process shares one budget; each process reserves tokens in small leases (INCRBY) and
+spends them in memory, so a request rarely waits for Redis (see RedisWindowLimiter). Otherwise
+(embedded mode, one API process) an in-process token bucket does the same job. If Redis does
+not answer, the limiter falls back to the in-process bucket for a few seconds rather than
+refusing traffic.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -35,6 +39,7 @@ REDIS_KEY_PREFIX = "descent:ratelimit"
 _REDIS_TIMEOUT_SECONDS = 0.5
 _REDIS_RETRY_SECONDS = 5.0
 _MAX_BUCKETS = 100_000
+_MAX_LEASE = 100
 
 
 def check_concurrent_runs(session: Session, *, tenant_id: uuid.UUID, settings: Settings) -> None:
@@ -53,11 +58,12 @@ def check_concurrent_runs(session: Session, *, tenant_id: uuid.UUID, settings: S
 
 
 class RateLimiter(Protocol):
-    # False when `hit` does network I/O (the API then calls it from a worker thread).
-    in_process: bool
+    def hit_local(self, tenant_id: uuid.UUID) -> bool:
+        """Count one request if that needs no network I/O: True when counted, False when the
+        caller must call :meth:`hit` (from a worker thread); RateLimited when over budget."""
 
     def hit(self, tenant_id: uuid.UUID) -> None:
-        """Count one request; RateLimited when the tenant is over its budget."""
+        """Count one request, doing I/O if it must; RateLimited when over budget."""
 
 
 def _limited(limit: int, retry_after: float) -> RateLimited:
@@ -71,14 +77,16 @@ def _limited(limit: int, retry_after: float) -> RateLimited:
 class TokenBucketLimiter:
     """One bucket per tenant: ``per_minute`` tokens of capacity, refilled continuously."""
 
-    in_process = True
-
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self._rate = per_minute / WINDOW_SECONDS
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[uuid.UUID, tuple[float, float]] = {}  # tenant -> (tokens, at)
+
+    def hit_local(self, tenant_id: uuid.UUID) -> bool:
+        self.hit(tenant_id)
+        return True
 
     def hit(self, tenant_id: uuid.UUID) -> None:
         now = self._clock()
@@ -93,46 +101,93 @@ class TokenBucketLimiter:
             self._buckets[tenant_id] = (tokens - 1.0, now)
 
 
-class RedisWindowLimiter:
-    """Fixed one-minute windows counted in Redis, shared by every API process."""
+def default_lease_size(per_minute: int) -> int:
+    """Tokens taken from Redis at a time: about 2 % of the budget, so a process holding an
+    unspent lease at the end of a window refuses at most that share early."""
+    return max(1, min(_MAX_LEASE, per_minute // 50))
 
-    in_process = False
+
+@dataclass
+class _Lease:
+    window: int
+    tokens: int  # still to hand out in this process
+    exhausted: bool  # Redis had no more for this window: refuse without asking again
+
+
+class RedisWindowLimiter:
+    """Fixed one-minute windows counted in Redis, shared by every API process, spent from
+    local leases: a process reserves ``lease_size`` tokens at once (one INCRBY) and hands them
+    out in memory, so most requests make no round trip. Reservations are capped at the limit,
+    so every process together never admits more than ``per_minute`` in a window; a window's
+    unspent leases lapse with it. Once Redis has run dry for a window the process refuses
+    locally until the window ends."""
 
     def __init__(
         self,
         client: Any,
         per_minute: int,
         *,
+        lease_size: int | None = None,
         fallback: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         prefix: str = REDIS_KEY_PREFIX,
     ) -> None:
         self.client = client
         self.per_minute = per_minute
+        self.lease_size = lease_size or default_lease_size(per_minute)
         self.fallback = fallback or TokenBucketLimiter(per_minute)
         self._clock = clock
         self._prefix = prefix
         self._down_until = 0.0  # after a Redis error, skip it for a few seconds
+        self._leases: dict[uuid.UUID, _Lease] = {}
+        self._lock = threading.Lock()  # the leases
+        self._reserving = threading.Lock()  # one reservation at a time: no doubled leases
 
-    def hit(self, tenant_id: uuid.UUID) -> None:
+    def hit_local(self, tenant_id: uuid.UUID) -> bool:
         now = self._clock()
         if now < self._down_until:
-            self.fallback.hit(tenant_id)
-            return
+            return self.fallback.hit_local(tenant_id)
         window = int(now // WINDOW_SECONDS)
-        key = f"{self._prefix}:{tenant_id}:{window}"
-        try:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS + 5)
-            count = int(pipe.execute()[0])
-        except Exception as exc:  # Redis down: limit locally rather than refuse or 500
-            log.warning("rate limiter: redis unavailable (%s); using the in-process bucket", exc)
-            self._down_until = now + _REDIS_RETRY_SECONDS
-            self.fallback.hit(tenant_id)
-            return
-        if count > self.per_minute:
-            raise _limited(self.per_minute, (window + 1) * WINDOW_SECONDS - now)
+        with self._lock:
+            lease = self._leases.get(tenant_id)
+            if lease is None or lease.window != window:
+                return False
+            if lease.tokens > 0:
+                lease.tokens -= 1
+                return True
+            if lease.exhausted:
+                raise _limited(self.per_minute, (window + 1) * WINDOW_SECONDS - now)
+            return False
+
+    def hit(self, tenant_id: uuid.UUID) -> None:
+        with self._reserving:
+            if self.hit_local(tenant_id):  # another thread's reservation may have refilled it
+                return
+            now = self._clock()
+            window = int(now // WINDOW_SECONDS)
+            try:
+                reserved = self._reserve(f"{self._prefix}:{tenant_id}:{window}")
+            except Exception as exc:  # Redis down: limit locally rather than refuse or 500
+                log.warning("rate limiter: redis unavailable (%s); in-process bucket for now", exc)
+                self._down_until = now + _REDIS_RETRY_SECONDS
+                self.fallback.hit(tenant_id)
+                return
+            granted = max(0, min(self.lease_size, self.per_minute - (reserved - self.lease_size)))
+            with self._lock:
+                if len(self._leases) >= _MAX_BUCKETS and tenant_id not in self._leases:
+                    self._leases.clear()  # bounded memory; a lost lease only lapses early
+                self._leases[tenant_id] = _Lease(
+                    window, max(0, granted - 1), exhausted=granted < self.lease_size
+                )
+            if granted == 0:
+                raise _limited(self.per_minute, (window + 1) * WINDOW_SECONDS - now)
+
+    def _reserve(self, key: str) -> int:
+        """Adds a lease to the window's count; returns the count after it."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incrby(key, self.lease_size)
+        pipe.expire(key, WINDOW_SECONDS + 5)
+        return int(pipe.execute()[0])
 
     def close(self) -> None:
         self.client.close()

@@ -154,6 +154,47 @@ def test_redis_window_is_shared_between_processes() -> None:
         client.close()
 
 
+def test_redis_leases_spend_one_budget_with_few_round_trips() -> None:
+    """Three processes' limiters, leases of 3 tokens, a budget of 10 per minute: exactly 10
+    requests pass however they interleave, and only a lease's first request talks to Redis."""
+    client = _redis()
+    prefix = f"descent:test:{uuid.uuid4().hex}"
+    now = [60.0 * 2_000_000 + 5.0]
+    try:
+        limiters = [
+            RedisWindowLimiter(client, 10, lease_size=3, clock=lambda: now[0], prefix=prefix)
+            for _ in range(3)
+        ]
+        tenant = uuid.uuid4()
+        admitted = refused = round_trips = 0
+        for i in range(30):
+            limiter = limiters[i % 2] if i < 20 else limiters[2]
+            try:
+                if not limiter.hit_local(tenant):
+                    round_trips += 1
+                    limiter.hit(tenant)
+                admitted += 1
+            except RateLimited as exc:
+                refused += 1
+                assert exc.retry_after == 55
+        key = f"{prefix}:{tenant}:{int(now[0] // 60)}"
+        reserved = int(client.get(key) or 0)
+        assert admitted == 10 and refused == 20
+        # The first two took leases of 3, 3, 3 and a last 1 (10 granted); the one that ran
+        # out without having seen the end asked once more for nothing, as did the third:
+        # 6 round trips and 18 reserved for 30 requests. A process that has seen the window
+        # run dry refuses without asking again.
+        assert round_trips == 6 and reserved == 18
+        now[0] += 60  # a new window: a new lease
+        assert limiters[0].hit_local(tenant) is False
+        limiters[0].hit(tenant)
+        assert limiters[0].hit_local(tenant) is True
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
+
+
 def test_redis_down_falls_back_to_the_process_bucket() -> None:
     client = redis_client("redis://127.0.0.1:1/0")  # nothing listens there
     limiter = RedisWindowLimiter(client, 2)
