@@ -26,6 +26,7 @@ from core.auth import PrincipalCache
 from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
 from core.predictions import ModelCache
+from core.registry import ResolveCache
 from core.runs.events import RunWatch
 from models.spec import TrainingSpec
 from store.session import Database
@@ -99,6 +100,7 @@ def create_app(
     app.state.enqueue = send
     app.state.model_cache = ModelCache(settings.predict_cache_size)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
+    app.state.resolve_cache = ResolveCache()
     app.state.run_watch = run_watch
     install_error_handlers(app, retry_after=settings.retry_after_seconds)
     # Authentication and the body caps, before routing and before any body is read.

@@ -5,7 +5,10 @@ back is a rollback; every move is kept (who, when, from, to)."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -171,6 +174,55 @@ def resolve(
         version = row.version
     assert version is not None
     return _version(session, registered, version)
+
+
+# How stale a process's view of an alias may be: API.md promises that a move reaches every
+# API process within a second.
+RESOLVE_TTL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Resolved:
+    model_id: uuid.UUID
+    version: int
+
+
+ResolveKey = tuple[uuid.UUID, str, str | None, int | None]
+
+
+class ResolveCache:
+    """What each alias and version named a moment ago, per API process: a predict by alias
+    reads the database once per ``ttl`` per alias rather than once per call, and a moved alias
+    is used everywhere within ``ttl``, with no message between processes to lose. Only
+    answers are kept; a name that does not resolve is asked again (the rate limit bounds it)."""
+
+    def __init__(
+        self,
+        ttl: float = RESOLVE_TTL_SECONDS,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[ResolveKey, tuple[Resolved, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: ResolveKey) -> Resolved | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[1] < self._clock():
+            return None
+        return entry[0]
+
+    def put(self, key: ResolveKey, value: Resolved) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # bounded memory; a miss costs one read
+            self._entries[key] = (value, self._clock() + self.ttl)
+
+    def forget(self, key: ResolveKey) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
 
 def _move(

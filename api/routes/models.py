@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from re import Match
 from typing import Any
 
 import anyio.to_thread
@@ -12,6 +13,7 @@ from starlette.datastructures import UploadFile
 from api.deps import PrincipalDep, ReadSession
 from api.schemas import ErrorResponse, ModelOut, PredictOut
 from core import predictions
+from core.auth import Principal
 from core.config import Settings
 from core.datasets.images import MAX_PREDICT_IMAGES
 from core.predict_body import parse_predict_body
@@ -107,6 +109,11 @@ async def _image_files(request: Request) -> list[tuple[str, bytes]]:
 )
 async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep) -> Response:
     return await predict_response(request, principal.tenant_id, model_id)
+
+
+async def predict_at_edge(request: Request, principal: Principal, params: Match[str]) -> Response:
+    """``POST /v1/models/{id}/predict`` routed by the edge (api.fast_routes)."""
+    return await predict_response(request, principal.tenant_id, uuid.UUID(params[1]))
 
 
 async def predict_response(

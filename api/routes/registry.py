@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from re import Match
 from typing import Annotated, Any
 
 import anyio
@@ -118,6 +119,13 @@ def add_version(
     return NewVersionOut(name=name, version=row.version, model_id=row.model_id)
 
 
+def _forget(request: Request, principal: Principal, name: str, alias: str) -> None:
+    # The process that moved an alias predicts with the new version at once; the others
+    # within the cache's time to live.
+    cache: registry.ResolveCache = request.app.state.resolve_cache
+    cache.forget((principal.tenant_id, name, alias, None))
+
+
 @router.put("/{name}/aliases/{alias}", responses=_errors)
 def set_alias(
     name: NameParam,
@@ -125,22 +133,29 @@ def set_alias(
     body: AliasIn,
     principal: PrincipalDep,
     session: WriteSession,
+    request: Request,
 ) -> dict[str, Any]:
     row = registry.set_alias(
         session, tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, name=name,
         alias=alias, version=body.version,
     )  # fmt: skip
+    _forget(request, principal, name, alias)
     return {"name": name, "alias": row.alias, "version": row.version}
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204, responses=_errors)
 def delete_alias(
-    name: NameParam, alias: AliasParam, principal: PrincipalDep, session: WriteSession
+    name: NameParam,
+    alias: AliasParam,
+    principal: PrincipalDep,
+    session: WriteSession,
+    request: Request,
 ) -> Response:
     registry.delete_alias(
         session, tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, name=name,
         alias=alias,
     )  # fmt: skip
+    _forget(request, principal, name, alias)
     return Response(status_code=204)
 
 
@@ -176,17 +191,37 @@ _PREDICT = {
 async def _predict(
     request: Request, principal: Principal, name: str, alias: str | None, version: int | None
 ) -> Response:
-    db: Database = request.app.state.db
+    state = request.app.state
+    cache: registry.ResolveCache = state.resolve_cache
+    key = (principal.tenant_id, name, alias, version)
+    found = cache.get(key)
+    if found is None:
+        db: Database = state.db
 
-    def resolve() -> Any:
-        with db.read_session() as session:
-            return registry.resolve(
-                session, tenant_id=principal.tenant_id, name=name, alias=alias, version=version
-            )
+        def resolve() -> registry.Resolved:
+            with db.read_session() as session:
+                row = registry.resolve(
+                    session, tenant_id=principal.tenant_id, name=name, alias=alias, version=version
+                )
+                return registry.Resolved(model_id=row.model_id, version=row.version)
 
-    found = await anyio.to_thread.run_sync(resolve)
+        found = await anyio.to_thread.run_sync(resolve)
+        cache.put(key, found)
     extra = {"name": name, "version": found.version}
     return await predict_response(request, principal.tenant_id, found.model_id, extra)
+
+
+async def predict_by_alias_at_edge(
+    request: Request, principal: Principal, params: Match[str]
+) -> Response:
+    """``POST /v1/registry/{name}/aliases/{alias}/predict`` routed by the edge (api.fast_routes)."""
+    return await _predict(request, principal, params[1], params[2], None)
+
+
+async def predict_by_version_at_edge(
+    request: Request, principal: Principal, params: Match[str]
+) -> Response:
+    return await _predict(request, principal, params[1], None, int(params[2]))
 
 
 @router.post("/{name}/aliases/{alias}/predict", **_PREDICT)  # type: ignore[arg-type]

@@ -4,11 +4,15 @@ answering as model predict does (plus name and version), and the same 404s for o
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from api.app import create_app
 from core.config import Settings
+from core.registry import RESOLVE_TTL_SECONDS
 from store.session import Database
 from tests.api.conftest import bearer
 from tests.api.runs_fixtures import SPEC, api, dataset_id, sent, submit, work
@@ -104,3 +108,44 @@ def test_bad_names_aliases_and_versions_are_named(
     never = api.get("/v1/registry/m/aliases/prod/history", headers=h)
     assert never.status_code == 404
     assert api.post("/v1/registry/m/versions/0/predict", headers=h, json=ROWS).status_code == 422
+
+
+def _statements(db: Database) -> list[str]:
+    """Every SQL statement the engine runs from now on (a real listener, not a mock)."""
+    seen: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    return seen
+
+
+def test_an_alias_moved_on_one_process_is_used_by_another_within_a_second(
+    tenant_key: str, dataset_id: str, api: TestClient, db: Database, settings: Settings,
+    sent: Any,
+) -> None:  # fmt: skip
+    """Two API processes (two apps with their own caches) on one database: a predict by alias
+    reads the database once per cache lifetime, not per call, and the move made on the first is
+    answered by the second within a second."""
+    h = bearer(tenant_key)
+    first, second = (_model(api, tenant_key, dataset_id, db, settings, s) for s in (1, 2))
+    api.post("/v1/registry", headers=h, json={"name": "blobs"})
+    for m in (first, second):
+        api.post("/v1/registry/blobs/versions", headers=h, json={"model_id": m})
+    api.put("/v1/registry/blobs/aliases/production", headers=h, json={"version": 1})
+    other = TestClient(create_app(settings, database=db, enqueue=sent))
+    url = "/v1/registry/blobs/aliases/production/predict"
+    assert other.post(url, headers=h, json=ROWS).json()["version"] == 1  # cached from here
+
+    statements = _statements(db)
+    started = time.monotonic()
+    for _ in range(20):
+        assert other.post(url, headers=h, json=ROWS).json()["model_id"] == first
+    refreshes = 1 + (time.monotonic() - started) / RESOLVE_TTL_SECONDS
+    registry_reads = [s for s in statements if "model_aliases" in s or "model_versions" in s]
+    assert len(registry_reads) <= 2 * refreshes < 20  # an alias and a version read per refresh
+
+    assert api.put(url.rsplit("/", 1)[0], headers=h, json={"version": 2}).status_code == 200
+    assert api.post(url, headers=h, json=ROWS).json()["version"] == 2  # the mover: at once
+    moved = time.monotonic()
+    while other.post(url, headers=h, json=ROWS).json()["version"] != 2:
+        assert time.monotonic() - moved < 1.0, "the second process still uses version 1"
+        time.sleep(0.02)
+    assert other.post(url, headers=h, json=ROWS).json()["model_id"] == second
