@@ -110,3 +110,10 @@ class DependencyDown(DescentError):
 class Forbidden(DescentError):
     status_code = 403
     code = "forbidden"
+
+
+class NotSupported(DescentError):
+    """Something this server cannot do as installed (e.g. an optional extra is missing)."""
+
+    status_code = 501
+    code = "not_implemented"
