@@ -107,7 +107,11 @@ def test_digit_pictures_in_class_folders_train_and_predict(
     )  # fmt: skip
     single = one.json()
     assert single["predictions"] == [labels[0]]  # the right digit (seeded: deterministic)
-    np.testing.assert_allclose(single["probabilities"][0], body["probabilities"][0], atol=1e-9)
+    # float32 network: one row (a matrix-vector product) and many (matrix-matrix) may round
+    # differently in the last bits, depending on the CPU's BLAS kernel.
+    np.testing.assert_allclose(
+        single["probabilities"][0], body["probabilities"][0], rtol=1e-5, atol=1e-8
+    )
     assert sum(single["probabilities"][0]) == pytest.approx(1.0)
     assert single["classes"] == [str(d) for d in range(10)]
     not_an_image = api.post(
