@@ -151,8 +151,9 @@ def load_for_predict(
 
 @dataclass(frozen=True)
 class Prediction:
-    predictions: list[Any]
-    probabilities: list[list[float]] | None
+    # Arrays, not lists: orjson writes numpy arrays itself, without a Python float per value.
+    predictions: NDArray[Any] | list[Any]
+    probabilities: NDArray[np.float64] | None
     classes: list[Any] | None
 
 
@@ -160,15 +161,16 @@ def predict(model: LoadedModel, X: NDArray[Any]) -> Prediction:
     try:
         if model.task == "classification":
             proba = model.predict_proba(X)
+            # Class names as JSON has them (numpy scalars made plain).
             classes = orjson.loads(
                 orjson.dumps(model.classes or [], option=orjson.OPT_SERIALIZE_NUMPY)
             )
-            labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+            labels = [classes[i] for i in proba.argmax(axis=1).tolist()]
             return Prediction(
-                predictions=labels.tolist(), probabilities=proba.tolist(), classes=list(classes)
+                predictions=labels, probabilities=np.ascontiguousarray(proba), classes=classes
             )
-        values = np.asarray(model.predict(X), dtype=np.float64)
-        return Prediction(predictions=values.tolist(), probabilities=None, classes=None)
+        values = np.ascontiguousarray(model.predict(X), dtype=np.float64)
+        return Prediction(predictions=values, probabilities=None, classes=None)
     except InputError as exc:
         raise InvalidInput(exc.message, dict(exc.details), code="invalid_input") from None
 

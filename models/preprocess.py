@@ -133,6 +133,9 @@ class Preprocessor:
             self.fill = np.zeros(len(self.mean))
         if not self.missing_slot:
             self.missing_slot = [False] * len(self.categories)
+        # Fixed once fitted; predict of a few rows is dominated by such per-call bookkeeping.
+        self._numeric_idx = self.numeric_columns
+        self._width = self.n_inputs
 
     @property
     def numeric_columns(self) -> list[int]:
@@ -160,7 +163,8 @@ class Preprocessor:
         impute: str = "median",
     ) -> Preprocessor:
         allow = impute != "none"
-        numeric = _numeric_block(rows, feature_types, feature_names, DataError, allow_missing=allow)
+        numeric_idx = [j for j, t in enumerate(feature_types) if t == "numeric"]
+        numeric = _numeric_block(rows, numeric_idx, feature_names, DataError, allow_missing=allow)
         missing = np.isnan(numeric)
         indicators = np.flatnonzero(missing.any(axis=0)).tolist()
         # Every column gets its fill, so that a gap first seen at predict time is filled too.
@@ -218,19 +222,21 @@ class Preprocessor:
                 expected=len(self.feature_names),
                 got=int(rows.shape[1]),
             )
-        out = np.zeros((rows.shape[0], self.n_inputs + int(augment)), dtype=dtype)
+        out = np.empty((rows.shape[0], self._width + int(augment)), dtype=dtype)
         numeric = _numeric_block(
-            rows, self.feature_types, self.feature_names, error, allow_missing=self.impute != "none"
+            rows, self._numeric_idx, self.feature_names, error, allow_missing=self.impute != "none"
         )
         k = numeric.shape[1]
         missing = np.isnan(numeric)
+        if self.indicators or k < self._width:
+            out[:, k:] = 0.0
         if missing.any():
             numeric = np.where(missing, self.fill, numeric)
         np.subtract(numeric, self.mean, out=numeric)
-        np.divide(numeric, self.scale, out=numeric)
-        out[:, :k] = numeric
-        out[:, k : k + len(self.indicators)] = missing[:, self.indicators]
-        k += len(self.indicators)
+        np.divide(numeric, self.scale, out=out[:, :k], casting="same_kind")
+        if self.indicators:
+            out[:, k : k + len(self.indicators)] = missing[:, self.indicators]
+            k += len(self.indicators)
         for j, cats, slot in zip(
             self.categorical_columns, self.categories, self.missing_slot, strict=True
         ):
@@ -280,7 +286,7 @@ class Preprocessor:
 
 def _numeric_block(
     rows: Array,
-    feature_types: list[FeatureType],
+    cols: list[int],
     feature_names: list[str],
     error: type[DataError] | type[InputError],
     *,
@@ -289,9 +295,10 @@ def _numeric_block(
     """The numeric columns as a fresh float64 array, NaN where a value is missing (None or
     NaN); names the row and feature of a bad value (text, infinity, or a missing value when
     they are refused)."""
-    cols = [j for j, t in enumerate(feature_types) if t == "numeric"]
-    if rows.dtype.kind in "biuf":
-        block = rows[:, cols].astype(np.float64)
+    if rows.dtype.kind in "biuf" and len(cols) == rows.shape[1]:
+        block = rows.astype(np.float64)  # a plain copy is cheaper than a gather
+    elif rows.dtype.kind in "biuf":
+        block = rows[:, cols].astype(np.float64, copy=False)  # the gather made a copy
     else:
         block = np.empty((rows.shape[0], len(cols)), dtype=np.float64)
         for k, j in enumerate(cols):
@@ -311,6 +318,8 @@ def _numeric_block(
                             feature=feature_names[j],
                             value=str(v),
                         ) from None
+    if np.isfinite(block).all():
+        return block
     bad = np.isinf(block) if allow_missing else ~np.isfinite(block)
     if bad.any():
         i, k = (int(a[0]) for a in np.nonzero(bad))
