@@ -159,10 +159,11 @@ class EdgeMiddleware:
         if fast is None:
             await self.app(scope, counting_receive, send)
             return
-        handler, params = fast
+        route, params = fast
         assert principal is not None
+        scope["route"] = route
         try:
-            response = await handler(Request(scope, counting_receive), principal, params)
+            response = await route.handler(Request(scope, counting_receive), principal, params)
         except Exception as exc:
             await self._answer(exc, scope, receive, send)
             return

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=1200, ge=1)
     # Reported by /version when the deployment sets it.
     git_sha: str | None = None
+
+    # Metrics (core.metrics). Prometheus multiprocess files of every API and worker process on
+    # this machine that shares the directory (local disk): GET /metrics sums them.
+    metrics_dir: Path = Field(
+        default_factory=lambda data: Path(data["data_dir"]).resolve() / "metrics"
+    )
+    # When set, GET /metrics requires "Authorization: Bearer <token>"; unset, it is open.
+    metrics_token: SecretStr | None = Field(default=None, min_length=1)
 
 
 @lru_cache(maxsize=1)

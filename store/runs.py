@@ -339,3 +339,9 @@ def set_model(session: Session, *, run_id: uuid.UUID, model_id: uuid.UUID) -> No
         .values(model_id=model_id)
         .execution_options(synchronize_session=False)
     )
+
+
+def count_by_status(session: Session) -> dict[RunStatus, int]:
+    """Runs per status over every tenant (the operator's view: GET /metrics)."""
+    query = select(Run.status, func.count()).group_by(Run.status)
+    return {RunStatus(status): int(n) for status, n in session.execute(query)}

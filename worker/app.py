@@ -11,6 +11,7 @@ from typing import Any
 
 from core.broker import celery_config, prepare_broker
 from core.config import Settings, get_settings
+from core.metrics import claim_directory
 
 _APP: Any = None
 
@@ -33,6 +34,8 @@ def create_celery(settings: Settings | None = None) -> Any:
     from celery import Celery
 
     settings = settings or get_settings()
+    # Before any pool child forks or imports prometheus_client (core.metrics).
+    claim_directory(settings)
     prepare_broker(settings)
     app = Celery("descent", include=["worker.tasks"])
     app.conf.update(celery_config(settings))

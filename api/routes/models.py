@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from api.deps import PrincipalDep, ReadSession
 from api.schemas import ErrorResponse, ModelOut, PredictOut
-from core import predictions
+from core import metrics, predictions
 from core.auth import Principal
 from core.config import Settings
 from core.datasets.images import MAX_PREDICT_IMAGES
@@ -153,6 +153,7 @@ async def predict_response(
         result = await anyio.to_thread.run_sync(lambda: predictions.predict(model, X))
     else:
         result = predictions.predict(model, X)
+    metrics.record_predicted_rows(X.shape[0])
     return Response(
         content=predictions.predict_json(model_id, result, extra), media_type="application/json"
     )

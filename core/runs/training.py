@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core import datasets as dataset_service
 from core.config import Settings, get_settings
 from core.errors import DescentError
+from core.metrics import counting_epochs
 from core.runs import events
 from core.runs.lease import Attempt, LeaseLost, claim, fail
 from models import (
@@ -176,7 +177,7 @@ def _train_claimed(attempt: Attempt) -> str:
                 spec,
                 feature_names=parsed.feature_names,
                 feature_types=list(parsed.feature_types),
-                on_epoch=attempt.on_epoch,
+                on_epoch=counting_epochs(attempt.on_epoch),
                 should_stop=attempt.should_stop,
                 resume=resume,
             )
