@@ -320,6 +320,11 @@ class ModelOut(BaseModel):
 Value = float | int | str | bool | None
 
 
+class ModelPage(BaseModel):
+    items: list[ModelOut]
+    next_cursor: str | None
+
+
 class DataframeSplit(BaseModel):
     columns: list[str] | None = None
     data: list[list[Value]]

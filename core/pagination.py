@@ -7,7 +7,7 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from core.errors import BadRequest, InvalidInput
 from store.base import Keyset
@@ -20,6 +20,14 @@ MIN_CURSOR_YEAR = 1970
 MAX_CURSOR_YEAR = 9000
 
 T = TypeVar("T")
+
+
+class Listed(Protocol):
+    created_at: datetime
+    id: uuid.UUID
+
+
+L = TypeVar("L", bound=Listed)
 
 
 @dataclass(frozen=True)
@@ -70,3 +78,12 @@ def check_limit(limit: int) -> int:
             {"field": "limit", "value": limit},
         )
     return limit
+
+
+def page_of(rows: list[L], limit: int) -> Page[L]:
+    """A page from up to ``limit + 1`` rows fetched newest first: the extra one only says
+    that there is a next page."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return Page(items=rows, next_cursor=next_cursor)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.datasets.images import ImageShape, decode_images
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
+from core.pagination import Page, check_limit, decode_cursor, page_of
 from models import ArtifactError, InputError, load_model
 from models import Model as LoadedModel
 from store import models as model_store
@@ -39,6 +40,28 @@ def get_model(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) ->
     if row is None:
         raise _not_found()
     return row
+
+
+def list_models(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    limit: int,
+    cursor: str | None = None,
+    run_id: uuid.UUID | None = None,
+    dataset_id: uuid.UUID | None = None,
+) -> Page[Model]:
+    """The tenant's models, newest first."""
+    check_limit(limit)
+    rows = model_store.list_models(
+        session,
+        tenant_id=tenant_id,
+        limit=limit + 1,
+        after=decode_cursor(cursor) if cursor else None,
+        run_id=run_id,
+        dataset_id=dataset_id,
+    )
+    return page_of(rows, limit)
 
 
 def get_weights(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model:

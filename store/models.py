@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, undefer
 
-from store.tables import Model
+from store.base import Keyset
+from store.tables import Model, Run
 
 
 def insert_model(session: Session, model: Model) -> Model:
@@ -23,3 +24,29 @@ def get_model(
     if with_blob:
         query = query.options(undefer(Model.blob))
     return session.scalars(query).one_or_none()
+
+
+def list_models(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    limit: int,
+    after: Keyset | None,
+    run_id: uuid.UUID | None = None,
+    dataset_id: uuid.UUID | None = None,
+) -> list[Model]:
+    query = select(Model).where(Model.tenant_id == tenant_id)
+    if run_id is not None:
+        query = query.where(Model.run_id == run_id)
+    if dataset_id is not None:
+        query = query.join(Run, Run.id == Model.run_id).where(Run.dataset_id == dataset_id)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            or_(
+                Model.created_at < created_at,
+                and_(Model.created_at == created_at, Model.id < last_id),
+            )
+        )
+    query = query.order_by(Model.created_at.desc(), Model.id.desc()).limit(limit)
+    return list(session.scalars(query))

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import uuid
 from re import Match
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from api.deps import PrincipalDep, ReadSession
-from api.schemas import ErrorResponse, ModelOut, PredictOut
+from api.schemas import ErrorResponse, ModelOut, ModelPage, PredictOut
 from core import metrics, predictions
 from core.auth import Principal
 from core.config import Settings
 from core.datasets.images import MAX_PREDICT_IMAGES
+from core.pagination import MAX_PAGE_SIZE
 from core.predict_body import parse_predict_body
 from core.predictions import ModelCache
 from store.session import Database
@@ -29,6 +30,7 @@ router = APIRouter(
 
 _401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or invalid API key"}
 _404: dict[str, Any] = {"model": ErrorResponse, "description": "No such model (or not yours)"}
+_400_cursor: dict[str, Any] = {"model": ErrorResponse, "description": "Not a cursor we issued"}
 _409: dict[str, Any] = {"model": ErrorResponse, "description": "The model is not ready"}
 # Above this many rows the forward pass runs in a worker thread, off the event loop.
 _INLINE_ROWS = 1_000
@@ -54,6 +56,23 @@ PREDICT_BODY = {
         },
     }
 }
+
+
+@router.get("", responses={400: _400_cursor, 401: _401})
+def list_models(
+    principal: PrincipalDep,
+    session: ReadSession,
+    run_id: uuid.UUID | None = None,
+    dataset_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ModelPage:
+    page = predictions.list_models(
+        session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor, run_id=run_id,
+        dataset_id=dataset_id,
+    )  # fmt: skip
+    items = [ModelOut.model_validate(r) for r in page.items]
+    return ModelPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/{model_id:uuid}", responses={401: _401, 404: _404})

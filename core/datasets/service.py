@@ -16,7 +16,7 @@ from core.datasets.parsed import ParsedDataset
 from core.datasets.profile import profile_of
 from core.datasets.stored import decode_npz, encode_npz, sha256_file
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
-from core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from core.pagination import Page, check_limit, decode_cursor, page_of
 from models import task_note
 from store import datasets as dataset_store
 from store import runs as run_store
@@ -126,10 +126,7 @@ def list_datasets(
     check_limit(limit)
     after = decode_cursor(cursor) if cursor else None
     rows = dataset_store.list_datasets(session, tenant_id=tenant_id, limit=limit + 1, after=after)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return Page(items=rows, next_cursor=next_cursor)
+    return page_of(rows, limit)
 
 
 def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> None:

@@ -19,7 +19,7 @@ from core.broker import Enqueuer
 from core.config import Settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.limits import check_concurrent_runs
-from core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from core.pagination import Page, check_limit, decode_cursor, page_of
 from core.runs.validation import check_spec, dataset_for_run
 from store import datasets as dataset_store
 from store import runs as run_store
@@ -166,10 +166,7 @@ def list_runs(
         status=wanted,
         dataset_id=dataset_id,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return Page(items=rows, next_cursor=next_cursor)
+    return page_of(rows, limit)
 
 
 def get_history(

@@ -15,7 +15,7 @@ from core.config import Settings
 from models import load_model
 from store.session import Database
 from tests.api.conftest import bearer
-from tests.api.runs_fixtures import FEATURES, api, dataset_id, sent, trained
+from tests.api.runs_fixtures import FEATURES, SPEC, api, dataset_id, sent, submit, trained, work
 
 __all__ = ["api", "dataset_id", "sent", "trained"]
 
@@ -143,3 +143,31 @@ def test_openapi_documents_predict(api: TestClient) -> None:
         "inputs", "records", "dataframe_split", "dataframe_records", "instances",
     }  # fmt: skip
     assert "/v1/runs/{run_id}/history" in schema["paths"]
+
+
+def test_models_are_listed_newest_first_paged_and_filtered(
+    api: TestClient, tenant_key: str, other_key: str, dataset_id: str, db: Database,
+    settings: Settings,
+) -> None:  # fmt: skip
+    h = bearer(tenant_key)
+    runs = []
+    for seed in (1, 2, 3):
+        run = submit(api, tenant_key, dataset_id, {**SPEC, "seed": seed}).json()
+        assert work(db, settings, run["id"]) == "succeeded"
+        runs.append(api.get(f"/v1/runs/{run['id']}", headers=h).json())
+    newest_first = [r["model_id"] for r in reversed(runs)]
+
+    first = api.get("/v1/models?limit=2", headers=h).json()
+    assert [m["id"] for m in first["items"]] == newest_first[:2]
+    rest = api.get(f"/v1/models?limit=2&cursor={first['next_cursor']}", headers=h).json()
+    assert [m["id"] for m in rest["items"]] == newest_first[2:] and rest["next_cursor"] is None
+    assert first["items"][0]["run_id"] == runs[-1]["id"]
+
+    by_run = api.get(f"/v1/models?run_id={runs[0]['id']}", headers=h).json()["items"]
+    assert [m["id"] for m in by_run] == [runs[0]["model_id"]]
+    by_dataset = api.get(f"/v1/models?dataset_id={dataset_id}", headers=h).json()["items"]
+    assert [m["id"] for m in by_dataset] == newest_first
+    other_dataset = api.get(f"/v1/models?dataset_id={uuid.uuid4()}", headers=h).json()
+    assert other_dataset["items"] == []
+    assert api.get("/v1/models", headers=bearer(other_key)).json()["items"] == []
+    assert api.get("/v1/models?cursor=nonsense", headers=h).status_code == 400
