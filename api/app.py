@@ -69,6 +69,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # As many threads as the database pool serves (Settings.api_threads).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         if reconcile:
             # What a process that died (this one's predecessor, say) left behind goes at start.
             await anyio.to_thread.run_sync(lambda: housekeeping.housekeep(db, settings))

@@ -1,7 +1,9 @@
-"""Service speed: predict throughput and latency, and how fast an idle worker picks up a run.
+"""Service speed: predict and read throughput and latency, and how fast an idle worker picks
+up a run, on PostgreSQL + Redis and on the embedded default.
 
     .venv/bin/python bench/service_speed.py [--seconds 5] [--reps 3] [--runs 30]
                                             [--embedded-runs 15] [--own-redis]
+                                            [--server-only | --embedded-only]
 
 Starts everything it measures and stops it again: a throwaway PostgreSQL database on
 127.0.0.1:5432, Redis database 12 on 127.0.0.1:6379 (or its own redis-server on a free port with
@@ -14,6 +16,12 @@ Load generator: wrk (`apt-get install -y wrk`), 1 thread, 16 connections (and 1 
 unloaded latency). It shares the 2 cores with the server, so the absolute figures are lower
 bounds; the ratios, measured in the same rounds, are what to compare. Each case runs --reps
 times, interleaved with the others; the table shows the median over rounds.
+
+Cases: /healthz, predict 1 and 100 rows (by id), predict 1 row by registry alias, each read
+route (run, model, dataset, history) and each list, against the issue's targets as ratios to
+/healthz in the same round: predict >= 0.8, reads >= 0.4, lists >= 0.25, and 100 rows >= 2.5x
+the naive app. PostgreSQL's own counts of the database's connections (open, and sessions ever
+opened) before and after the load show whether the pool churns.
 
 Part 3 (time to running): N small runs are submitted one at a time with the worker idle; for
 each the run's `started_at - created_at` (both stamped by this machine's clock), `started_at` -
@@ -167,6 +175,24 @@ def redis_url(own: bool, tmp: Path) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
 
 
+def pg_sessions(database_url: str) -> tuple[int, int]:
+    """PostgreSQL's own count of the database's open connections, and of every session ever
+    opened on it (pg_stat_database.sessions, PostgreSQL 14+): flat under load means no churn."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        open_now = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+        ).fetchone()
+        ever = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)
+        ).fetchone()
+    assert open_now is not None and ever is not None
+    return int(open_now[0]), int(ever[0])
+
+
 def api_key_for(database_url: str) -> str:
     from core.auth import create_api_key
     from core.migrate import upgrade_to_head
@@ -211,7 +237,8 @@ def wait_final(http: httpx.Client, run_id: str, timeout: float = 120) -> dict[st
     raise TimeoutError(f"run {run_id} not final after {timeout}s")
 
 
-def train_digits(http: httpx.Client) -> str:
+def train_digits(http: httpx.Client) -> dict[str, str]:
+    """Trains the digits model and registers it (alias production): the ids the cases use."""
     X_train, _, y_train, _ = digits_split()
     up = http.post("/v1/datasets", files={"file": ("d.csv", digits_csv(X_train, y_train))})
     up.raise_for_status()
@@ -220,7 +247,11 @@ def train_digits(http: httpx.Client) -> str:
     run.raise_for_status()
     final = wait_final(http, run.json()["id"])
     assert final["status"] == "succeeded", final
-    return str(final["model_id"])
+    model_id = str(final["model_id"])
+    http.post("/v1/registry", json={"name": "digits"}).raise_for_status()
+    http.post("/v1/registry/digits/versions", json={"model_id": model_id}).raise_for_status()
+    http.put("/v1/registry/digits/aliases/production", json={"version": 1}).raise_for_status()
+    return {"model": model_id, "run": final["id"], "dataset": up.json()["id"], "name": "digits"}
 
 
 def tiny_dataset(http: httpx.Client) -> str:
@@ -330,23 +361,48 @@ def pct(values: list[float], q: float) -> float:
 
 
 def predict_cases(
-    tmp: Path, base: str, naive: str, key: str, model_id: str
+    tmp: Path, base: str, naive: str | None, key: str, ids: dict[str, str]
 ) -> dict[str, tuple[str, int, Path | None]]:
+    """Every timed case: Descent's (and, with ``naive``, the naive app's) healthz and predict,
+    then Descent's read routes and lists. ``ids``: model, run, dataset, and registry name."""
     _, X_test, _, _ = digits_split()
     one = orjson.dumps({"inputs": X_test[:1].tolist()})
     hundred = orjson.dumps({"inputs": X_test[:100].tolist()})
+    model_id = ids["model"]
     predict = f"{base}/v1/models/{model_id}/predict"
-    return {
+    alias = f"{base}/v1/registry/{ids['name']}/aliases/production/predict"
+    get = key_script(tmp, key)
+    cases: dict[str, tuple[str, int, Path | None]] = {
         "descent GET /healthz": (f"{base}/healthz", 16, None),
         "descent predict 1 row": (predict, 16, post_script(tmp, "p1", one, key)),
         "descent predict 100 rows": (predict, 16, post_script(tmp, "p100", hundred, key)),
-        "descent GET /v1/models/{id}": (f"{base}/v1/models/{model_id}", 16, key_script(tmp, key)),
-        "naive GET /healthz": (f"{naive}/healthz", 16, None),
-        "naive predict 1 row": (f"{naive}/predict", 16, post_script(tmp, "n1", one, None)),
-        "naive predict 100 rows": (f"{naive}/predict", 16, post_script(tmp, "n100", hundred, None)),
-        "descent GET /healthz (1 conn)": (f"{base}/healthz", 1, None),
-        "descent predict 1 row (1 conn)": (predict, 1, post_script(tmp, "p1b", one, key)),
+        "descent predict 1 row by alias": (alias, 16, post_script(tmp, "pa", one, key)),
     }
+    if naive is not None:
+        cases.update({
+            "naive GET /healthz": (f"{naive}/healthz", 16, None),
+            "naive predict 1 row": (f"{naive}/predict", 16, post_script(tmp, "n1", one, None)),
+            "naive predict 100 rows": (
+                f"{naive}/predict", 16, post_script(tmp, "n100", hundred, None)
+            ),
+        })  # fmt: skip
+    for name, path in READS.items():
+        cases[f"descent {name}"] = (base + path.format(**ids), 16, get)
+    cases["descent GET /healthz (1 conn)"] = (f"{base}/healthz", 1, None)
+    cases["descent predict 1 row (1 conn)"] = (predict, 1, post_script(tmp, "p1b", one, key))
+    return cases
+
+
+# Read routes (target >= 0.4 of healthz) and lists (>= 0.25), by their case names.
+READS = {
+    "GET /v1/runs/{id}": "/v1/runs/{run}",
+    "GET /v1/models/{id}": "/v1/models/{model}",
+    "GET /v1/datasets/{id}": "/v1/datasets/{dataset}",
+    "GET /v1/runs/{id}/history": "/v1/runs/{run}/history",
+    "list GET /v1/runs": "/v1/runs",
+    "list GET /v1/datasets": "/v1/datasets",
+    "list GET /v1/models": "/v1/models",
+}
 
 
 def check_cases(cases: dict[str, tuple[str, int, Path | None]], key: str) -> None:
@@ -379,21 +435,25 @@ def run_predict_bench(
         }
         for name in cases
     }
+
+    def ratio(a: str, b: str) -> list[float]:
+        return [r[a]["rps"] / r[b]["rps"] for r in rounds]
+
+    healthz = "descent GET /healthz"
     ratios = {
-        "predict 1 row / healthz (req/s)": [
-            r["descent predict 1 row"]["rps"] / r["descent GET /healthz"]["rps"] for r in rounds
-        ],
-        "predict 100 rows: descent / naive (req/s)": [
-            r["descent predict 100 rows"]["rps"] / r["naive predict 100 rows"]["rps"]
-            for r in rounds
-        ],
-        "predict 1 row: descent / naive (req/s)": [
-            r["descent predict 1 row"]["rps"] / r["naive predict 1 row"]["rps"] for r in rounds
-        ],
-        "healthz: descent / naive (req/s)": [
-            r["descent GET /healthz"]["rps"] / r["naive GET /healthz"]["rps"] for r in rounds
-        ],
+        "predict 1 row / healthz": ratio("descent predict 1 row", healthz),
+        "predict 1 row by alias / healthz": ratio("descent predict 1 row by alias", healthz),
     }
+    if "naive predict 100 rows" in cases:
+        ratios["predict 100 rows: descent / naive"] = ratio(
+            "descent predict 100 rows", "naive predict 100 rows"
+        )
+        ratios["predict 1 row: descent / naive"] = ratio(
+            "descent predict 1 row", "naive predict 1 row"
+        )
+        ratios["healthz: descent / naive"] = ratio(healthz, "naive GET /healthz")
+    for name in READS:
+        ratios[f"{name} / healthz"] = ratio(f"descent {name}", healthz)
     return table, ratios
 
 
@@ -408,16 +468,21 @@ def print_predict(table: dict[str, dict[str, float]], ratios: dict[str, list[flo
             f"{int(row['bad'] + row['socket_errors']):>9}"
         )
     targets = {
-        "predict 1 row / healthz (req/s)": "target >= 0.80",
-        "predict 100 rows: descent / naive (req/s)": "target >= 2.0",
+        "predict 1 row / healthz": 0.8,
+        "predict 1 row by alias / healthz": 0.8,
+        "predict 100 rows: descent / naive": 2.5,
+        **{f"{name} / healthz": 0.25 if name.startswith("list") else 0.4 for name in READS},
     }
+    p99 = table["descent predict 1 row"]["p99"]
+    print(f"\npredict 1 row p99 at 16 connections: {p99:.2f} ms (target < 10 ms: "
+          f"{'met' if p99 < 10 else 'NOT met'})")  # fmt: skip
     print(f"\n{'ratio (per round; median [min-max])':<46}{'':>22}  target")
     for name, values in ratios.items():
         med = statistics.median(values)
         span = f"{med:5.2f} [{min(values):.2f}-{max(values):.2f}]"
-        target = targets.get(name, "")
-        verdict = ("met" if med >= float(target.split()[-1]) else "NOT met") if target else ""
-        print(f"{name:<46}{span:>22}  {target} {verdict}")
+        goal = targets.get(name)
+        verdict = f">= {goal:.2f} {'met' if med >= goal else 'NOT met'}" if goal else ""
+        print(f"{name:<46}{span:>22}  {verdict}")
 
 
 def print_pickup(label: str, data: dict[str, list[float]]) -> None:
@@ -453,16 +518,21 @@ def bench_server(args: argparse.Namespace, tmp: Path) -> None:
         ):  # fmt: skip
             wait_healthy(base, api, tmp / "api.log")
             print(f"API {base}, worker on {broker}, database {db_url.rsplit('/', 1)[1]}")
-            model_id = train_digits(http)
+            ids = train_digits(http)
             weights = tmp / "model.npz"
-            weights.write_bytes(http.get(f"/v1/models/{model_id}/weights").content)
+            weights.write_bytes(http.get(f"/v1/models/{ids['model']}/weights").content)
             naive_env = python_env(DESCENT_BENCH_WEIGHTS=str(weights))
             naive_argv = uvicorn_argv("service_speed:naive_app", naive_port, "--app-dir", "bench")
             with process(naive_argv, env=naive_env, log=tmp / "naive.log", cwd=REPO) as napp:
                 wait_healthy(naive, napp, tmp / "naive.log")
-                cases = predict_cases(tmp, base, naive, key, model_id)
+                cases = predict_cases(tmp, base, naive, key, ids)
                 check_cases(cases, key)
+                before = pg_sessions(db_url)
                 table, ratios = run_predict_bench(cases, args.seconds, args.reps)
+                after = pg_sessions(db_url)
+            print("\nPostgreSQL, Descent's database: connections open / sessions ever opened")
+            print(f"  before the load: {before[0]} / {before[1]};  after: {after[0]} / {after[1]}"
+                  f"  ({after[1] - before[1]} connections opened during the load)")  # fmt: skip
             print_predict(table, ratios)
             if args.runs:
                 pickup = time_to_running(http, tiny_dataset(http), args.runs)
@@ -492,8 +562,15 @@ def bench_embedded(args: argparse.Namespace, tmp: Path) -> None:
         with httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
         ) as http:
-            pickup = time_to_running(http, tiny_dataset(http), args.embedded_runs)
-    print_pickup("Time to running, `descent serve` (SQLite + filesystem broker)", pickup)
+            ids = train_digits(http)
+            cases = predict_cases(tmp, base, None, key, ids)
+            check_cases(cases, key)
+            table, ratios = run_predict_bench(cases, args.seconds, args.reps)
+            print("\n`descent serve` (SQLite + filesystem broker, one process):")
+            print_predict(table, ratios)
+            if args.embedded_runs:
+                pickup = time_to_running(http, tiny_dataset(http), args.embedded_runs)
+                print_pickup("Time to running, `descent serve`", pickup)
 
 
 def main() -> None:
@@ -501,15 +578,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5, help="per wrk measurement")
     parser.add_argument("--reps", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--runs", type=int, default=30, help="runs for time-to-running")
-    parser.add_argument("--embedded-runs", type=int, default=15, help="0 skips embedded mode")
+    parser.add_argument("--embedded-runs", type=int, default=15, help="time-to-running runs")
+    parser.add_argument("--server-only", action="store_true", help="skip `descent serve`")
+    parser.add_argument("--embedded-only", action="store_true", help="only `descent serve`")
     parser.add_argument("--own-redis", action="store_true", help="start a redis-server")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("needs wrk: apt-get install -y wrk")
     with tempfile.TemporaryDirectory(prefix="descent-bench-") as name:
         tmp = Path(name)
-        bench_server(args, tmp)
-        if args.embedded_runs:
+        if not args.embedded_only:
+            bench_server(args, tmp)
+        if not args.server_only:
             bench_embedded(args, tmp)
 
 

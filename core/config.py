@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     max_predict_body_bytes: int = Field(default=32 * MiB, gt=0)
 
     # HTTP.
+    # Threads an API process runs blocking work in (database reads and writes, parsing). Each
+    # may hold a database connection, so the pool has these plus a few for background tasks
+    # (reconciler, progress polling, metrics): connections are reused, never opened per request.
+    api_threads: int = Field(default=16, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     # Cap on a JSON request body (runs, validate, and every other JSON route but predict).
     max_json_body_bytes: int = Field(default=1 * MiB, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
@@ -110,6 +115,15 @@ class Settings(BaseSettings):
     )
     # When set, GET /metrics requires "Authorization: Bearer <token>"; unset, it is open.
     metrics_token: SecretStr | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _pool_serves_every_thread(self) -> Settings:
+        if self.db_pool_size < self.api_threads:
+            raise ValueError(
+                f"DESCENT_DB_POOL_SIZE ({self.db_pool_size}) must be at least "
+                f"DESCENT_API_THREADS ({self.api_threads}): each thread may hold a connection"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ uses ``Database.read_session()`` (plain ``BEGIN``), so readers do not queue behi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "descent_sqlite_begin"
+# For tools and tests; the API and the workers pass Settings.db_pool_size.
+DEFAULT_POOL_SIZE = 5
+POOL_TIMEOUT_SECONDS = 10.0
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -35,15 +41,23 @@ def make_engine_for_url(
     foreign_keys: bool = True,
     busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     echo: bool = False,
+    pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Engine:
     """An engine for ``url``; no connection is made until first use.
+
+    The pool holds ``pool_size`` connections and never more: sized to the threads that use it
+    (Settings.db_pool_size), it never opens and closes overflow connections per request (each a
+    new PostgreSQL backend process, or a SQLite file opened with its PRAGMAs). A request that
+    finds it empty waits for a connection, then answers 503 (PoolTimeoutError).
 
     ``foreign_keys=False`` is for migrations only: SQLite batch mode recreates tables, and
     dropping a referenced table with foreign keys on would cascade into its children.
     """
+    pooling = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
     if not is_sqlite(url):
-        # pre_ping: a PostgreSQL restart invalidates pooled connections; detect, don't 500.
-        return create_engine(url, pool_pre_ping=True, echo=echo)
+        engine = create_engine(url, echo=echo, **pooling)
+        _ping_after_idle(engine)
+        return engine
 
     database = make_url(url).database
     if database and database != ":memory:":
@@ -52,6 +66,7 @@ def make_engine_for_url(
         url,
         echo=echo,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        **pooling,
     )
 
     @event.listens_for(engine, "connect")
@@ -77,13 +92,40 @@ def make_engine_for_url(
     return engine
 
 
+def _ping_after_idle(engine: Engine) -> None:
+    """A connection that sat in the pool for a while is pinged before use (a PostgreSQL restart
+    meanwhile would have closed it: detect it, don't 503); one in steady use is not, so a busy
+    API pays no extra round trip per request (pool_pre_ping would ping every checkout). A
+    connection that breaks in use invalidates the pool, and the request answers 503."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool drops this connection and checks out (or opens) another.
+            raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
+
+
 def make_engine(settings: Settings) -> Engine:
-    return make_engine_for_url(settings.database_url)
+    return make_engine_for_url(settings.database_url, pool_size=settings.db_pool_size)
 
 
 def read_only_engine(engine: Engine) -> Engine:
-    """Same pool, but SQLite transactions start DEFERRED (no write lock taken)."""
-    return engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+    """Same pool, for sessions that only read. SQLite: transactions start DEFERRED (no write
+    lock taken). PostgreSQL: autocommit, so a read is its one statement's round trip, without
+    BEGIN and ROLLBACK around it; under READ COMMITTED each statement sees its own snapshot
+    inside a transaction too, so nothing a reader sees changes."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 class Database:
