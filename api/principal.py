@@ -90,5 +90,5 @@ async def authorize(
         principal = cached
     limiter = rate_limiter(state)
     if not limiter.hit_local(principal.tenant_id):
-        await run_in_threadpool(limiter.hit, principal.tenant_id)
+        await limiter.hit_async(principal.tenant_id)
     return principal

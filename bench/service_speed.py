@@ -137,6 +137,8 @@ BENCH_LIMITS = {
 def python_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     env.update(BENCH_LIMITS)
+    # BENCH_DESCENT_X=v sets DESCENT_X=v for the servers measured (e.g. BENCH_DESCENT_API_THREADS).
+    env.update({k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_DESCENT_")})
     env.update(extra)
     return env
 

@@ -4,7 +4,7 @@
   queued, running or cancelling; ``submit_run`` calls :func:`check_concurrent_runs`.
 * Request rate: at most ``rate_limit_per_minute`` authenticated requests per tenant; the API's
   edge counts every request once, after authentication (:meth:`RateLimiter.hit_local`, and
-  :meth:`RateLimiter.hit` from a worker thread when that needs I/O), so the limit follows the
+  :meth:`RateLimiter.hit_async` on the event loop when that needs I/O), so the limit follows the
   key's tenant, not the client address.
 
 With a Redis broker the rate is counted in Redis (a fixed one-minute window per tenant), so
@@ -17,6 +17,7 @@ refusing traffic.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio.to_thread
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -65,6 +67,9 @@ class RateLimiter(Protocol):
     def hit(self, tenant_id: uuid.UUID) -> None:
         """Count one request, doing I/O if it must; RateLimited when over budget."""
 
+    async def hit_async(self, tenant_id: uuid.UUID) -> None:
+        """:meth:`hit`, from an event loop."""
+
 
 def _limited(limit: int, retry_after: float) -> RateLimited:
     return RateLimited(
@@ -87,6 +92,9 @@ class TokenBucketLimiter:
     def hit_local(self, tenant_id: uuid.UUID) -> bool:
         self.hit(tenant_id)
         return True
+
+    async def hit_async(self, tenant_id: uuid.UUID) -> None:
+        self.hit(tenant_id)
 
     def hit(self, tenant_id: uuid.UUID) -> None:
         now = self._clock()
@@ -131,8 +139,15 @@ class RedisWindowLimiter:
         fallback: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         prefix: str = REDIS_KEY_PREFIX,
+        async_client: Callable[[], Any] | None = None,
     ) -> None:
+        """``async_client`` makes a redis.asyncio client, for :meth:`hit_async` (called once
+        per event loop); without it, hit_async runs :meth:`hit` in a worker thread."""
         self.client = client
+        self._async_factory = async_client
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_client: Any = None
+        self._refills: dict[uuid.UUID, asyncio.Future[None]] = {}  # reservations in flight
         self.per_minute = per_minute
         self.lease_size = lease_size or default_lease_size(per_minute)
         self.fallback = fallback or TokenBucketLimiter(per_minute)
@@ -164,23 +179,74 @@ class RedisWindowLimiter:
             if self.hit_local(tenant_id):  # another thread's reservation may have refilled it
                 return
             now = self._clock()
-            window = int(now // WINDOW_SECONDS)
             try:
-                reserved = self._reserve(f"{self._prefix}:{tenant_id}:{window}")
+                reserved = self._reserve(self._key(tenant_id, now))
             except Exception as exc:  # Redis down: limit locally rather than refuse or 500
-                log.warning("rate limiter: redis unavailable (%s); in-process bucket for now", exc)
-                self._down_until = now + _REDIS_RETRY_SECONDS
+                self._unavailable(exc, now)
                 self.fallback.hit(tenant_id)
                 return
-            granted = max(0, min(self.lease_size, self.per_minute - (reserved - self.lease_size)))
-            with self._lock:
-                if len(self._leases) >= _MAX_BUCKETS and tenant_id not in self._leases:
-                    self._leases.clear()  # bounded memory; a lost lease only lapses early
-                self._leases[tenant_id] = _Lease(
-                    window, max(0, granted - 1), exhausted=granted < self.lease_size
-                )
-            if granted == 0:
-                raise _limited(self.per_minute, (window + 1) * WINDOW_SECONDS - now)
+            self._take_lease(tenant_id, now, reserved)
+
+    async def hit_async(self, tenant_id: uuid.UUID) -> None:
+        """:meth:`hit` for the event loop: the round trip is awaited on the loop itself (from
+        a worker thread it waits for the GIL that the loop's requests hold, a switch interval
+        at a time), and the requests that find the lease spent meanwhile all wait for the one
+        reservation in flight rather than queueing on a lock one loop turn each (predict's p99
+        was 90-140 ms, then 180-260 ms, those two ways)."""
+        if self._async_factory is None:
+            await anyio.to_thread.run_sync(self.hit, tenant_id)
+            return
+        while not self.hit_local(tenant_id):
+            refill = self._refills.get(tenant_id)
+            if refill is None:
+                refill = asyncio.ensure_future(self._refill(tenant_id))
+                self._refills[tenant_id] = refill
+                refill.add_done_callback(lambda _: self._refills.pop(tenant_id, None))
+            await asyncio.shield(refill)
+
+    async def _refill(self, tenant_id: uuid.UUID) -> None:
+        now = self._clock()
+        try:
+            reserved = await self._reserve_async(
+                self._client_for_this_loop(), self._key(tenant_id, now)
+            )
+        except Exception as exc:
+            self._unavailable(exc, now)  # the waiters go to the in-process bucket
+            return
+        self._take_lease(tenant_id, now, reserved, spend=False)
+
+    def _client_for_this_loop(self) -> Any:
+        # An async client belongs to one event loop (there is one per process when serving).
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            assert self._async_factory is not None
+            self._loop, self._async_client = loop, self._async_factory()
+            self._refills.clear()
+        return self._async_client
+
+    def _key(self, tenant_id: uuid.UUID, now: float) -> str:
+        return f"{self._prefix}:{tenant_id}:{int(now // WINDOW_SECONDS)}"
+
+    def _unavailable(self, exc: Exception, now: float) -> None:
+        log.warning("rate limiter: redis unavailable (%s); in-process bucket for now", exc)
+        self._down_until = now + _REDIS_RETRY_SECONDS
+
+    def _take_lease(
+        self, tenant_id: uuid.UUID, now: float, reserved: int, *, spend: bool = True
+    ) -> None:
+        """Keep what a reservation got (the count after it was ``reserved``), spending one
+        token for the caller when ``spend`` (RateLimited if there was none)."""
+        window = int(now // WINDOW_SECONDS)
+        granted = max(0, min(self.lease_size, self.per_minute - (reserved - self.lease_size)))
+        with self._lock:
+            if len(self._leases) >= _MAX_BUCKETS and tenant_id not in self._leases:
+                self._leases.clear()  # bounded memory; a lost lease only lapses early
+            left = granted - 1 if spend else granted
+            self._leases[tenant_id] = _Lease(
+                window, max(0, left), exhausted=granted < self.lease_size
+            )
+        if spend and granted == 0:
+            raise _limited(self.per_minute, (window + 1) * WINDOW_SECONDS - now)
 
     def _reserve(self, key: str) -> int:
         """Adds a lease to the window's count; returns the count after it."""
@@ -189,22 +255,35 @@ class RedisWindowLimiter:
         pipe.expire(key, WINDOW_SECONDS + 5)
         return int(pipe.execute()[0])
 
+    async def _reserve_async(self, client: Any, key: str) -> int:
+        pipe = client.pipeline(transaction=True)
+        pipe.incrby(key, self.lease_size)
+        pipe.expire(key, WINDOW_SECONDS + 5)
+        return int((await pipe.execute())[0])
+
     def close(self) -> None:
         self.client.close()
 
 
-def redis_client(url: str) -> Any:
+def redis_client(url: str, *, asynchronous: bool = False) -> Any:
     """A client that gives up at once (no retries, short timeouts): a request waits at most
     about a second for the limiter before it falls back to the in-process bucket."""
     import redis
+    import redis.asyncio
+    import redis.asyncio.retry
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    timeout = _REDIS_TIMEOUT_SECONDS
+    if asynchronous:
+        return redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+        )
     return redis.Redis.from_url(
-        url,
-        socket_timeout=_REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 0),
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
     )
 
 
@@ -212,6 +291,8 @@ def make_rate_limiter(settings: Settings) -> RateLimiter:
     """Redis-backed when the broker is Redis, in-process otherwise."""
     per_minute = settings.rate_limit_per_minute
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        client = redis_client(settings.broker_url)
-        return RedisWindowLimiter(client, per_minute)
+        url = settings.broker_url
+        return RedisWindowLimiter(
+            redis_client(url), per_minute, async_client=lambda: redis_client(url, asynchronous=True)
+        )
     return TokenBucketLimiter(per_minute)

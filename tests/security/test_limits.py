@@ -3,6 +3,7 @@ the one error handler; another tenant is not affected."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 import warnings
@@ -213,3 +214,54 @@ def test_limiter_kind_follows_the_broker(settings: Settings) -> None:
     redis_limiter = make_rate_limiter(settings.model_copy(update={"broker_url": REDIS_URL}))
     assert isinstance(redis_limiter, RedisWindowLimiter)
     redis_limiter.close()
+
+
+def test_redis_leases_on_the_event_loop_share_one_reservation() -> None:
+    """hit_async, as the API calls it: 16 concurrent requests on each of two processes' loops
+    spend one budget of 50 exactly, and the requests that find a lease spent wait for the one
+    reservation in flight instead of each making their own."""
+    client = _redis()
+    prefix = f"descent:test:{uuid.uuid4().hex}"
+    tenant = uuid.uuid4()
+    reservations = 0
+
+    def limiter() -> RedisWindowLimiter:
+        lim = RedisWindowLimiter(
+            client, 50, lease_size=5, prefix=prefix,
+            async_client=lambda: redis_client(REDIS_URL, asynchronous=True),
+        )  # fmt: skip
+        reserve = lim._reserve_async
+
+        async def counted(c: object, key: str) -> int:
+            nonlocal reservations
+            reservations += 1
+            return await reserve(c, key)
+
+        lim._reserve_async = counted  # type: ignore[method-assign,assignment]
+        return lim
+
+    async def requests(lim: RedisWindowLimiter) -> list[bool]:
+        async def one() -> bool:
+            await asyncio.sleep(0)
+            try:
+                if not lim.hit_local(tenant):
+                    await lim.hit_async(tenant)
+                return True
+            except RateLimited:
+                return False
+
+        return await asyncio.gather(*(one() for _ in range(40)))
+
+    async def both() -> list[bool]:
+        one, two = limiter(), limiter()
+        return [*await requests(one), *await requests(two)]
+
+    try:
+        outcomes = asyncio.run(both())
+        assert sum(outcomes) == 50 and len(outcomes) - sum(outcomes) == 30
+        # 10 leases of 5, plus at most one empty-handed try per process.
+        assert 10 <= reservations <= 12, reservations
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
