@@ -176,9 +176,11 @@ def resolve(
     return _version(session, registered, version)
 
 
-# How stale a process's view of an alias may be: API.md promises that a move reaches every
-# API process within a second.
-RESOLVE_TTL_SECONDS = 0.5
+# How stale a process's view of an alias may be. API.md promises that a move reaches every API
+# process within a second: an answer older than FRESH is refreshed in the background (the
+# request uses it meanwhile), and one older than MAX_AGE is not used at all.
+RESOLVE_FRESH_SECONDS = 0.25
+RESOLVE_MAX_AGE_SECONDS = 0.75
 
 
 @dataclass(frozen=True)
@@ -192,37 +194,55 @@ ResolveKey = tuple[uuid.UUID, str, str | None, int | None]
 
 class ResolveCache:
     """What each alias and version named a moment ago, per API process: a predict by alias
-    reads the database once per ``ttl`` per alias rather than once per call, and a moved alias
-    is used everywhere within ``ttl``, with no message between processes to lose. Only
-    answers are kept; a name that does not resolve is asked again (the rate limit bounds it)."""
+    reads the database about once per ``fresh`` seconds per alias rather than once per call,
+    never waits for that read while it holds a recent answer, and a moved alias is used
+    everywhere within ``max_age`` (no message between processes to lose). Only answers are
+    kept; a name that does not resolve is asked again (the rate limit bounds it)."""
 
     def __init__(
         self,
-        ttl: float = RESOLVE_TTL_SECONDS,
+        fresh: float = RESOLVE_FRESH_SECONDS,
+        max_age: float = RESOLVE_MAX_AGE_SECONDS,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ttl = ttl
+        self.fresh = fresh
+        self.max_age = max_age
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: dict[ResolveKey, tuple[Resolved, float]] = {}
+        self._entries: dict[ResolveKey, tuple[Resolved, float]] = {}  # value, when read
+        self._refreshing: set[ResolveKey] = set()
         self._lock = threading.Lock()
 
-    def get(self, key: ResolveKey) -> Resolved | None:
+    def get(self, key: ResolveKey) -> tuple[Resolved | None, bool]:
+        """The answer if still usable, and whether it is due a refresh."""
         entry = self._entries.get(key)
-        if entry is None or entry[1] < self._clock():
-            return None
-        return entry[0]
+        if entry is None:
+            return None, True
+        age = self._clock() - entry[1]
+        if age > self.max_age:
+            return None, True
+        return entry[0], age > self.fresh
+
+    def claim_refresh(self, key: ResolveKey) -> bool:
+        """True for the one caller that should refresh ``key`` now."""
+        with self._lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
 
     def put(self, key: ResolveKey, value: Resolved) -> None:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()  # bounded memory; a miss costs one read
-            self._entries[key] = (value, self._clock() + self.ttl)
+            self._entries[key] = (value, self._clock())
+            self._refreshing.discard(key)
 
     def forget(self, key: ResolveKey) -> None:
         with self._lock:
             self._entries.pop(key, None)
+            self._refreshing.discard(key)
 
 
 def _move(

@@ -60,13 +60,14 @@ def make_engine_for_url(
         return engine
 
     database = make_url(url).database
-    if database and database != ":memory:":
+    in_memory = database is None or database in ("", ":memory:")
+    if database is not None and not in_memory:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         echo=echo,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
-        **pooling,
+        **({} if in_memory else pooling),  # in memory: one connection per thread, no pool
     )
 
     @event.listens_for(engine, "connect")

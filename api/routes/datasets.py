@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import DatabaseDep, PrincipalDep, ReadSession, SettingsDep, WriteSession
+from api.deps import DatabaseDep, PrincipalDep, ReaderDep, SettingsDep, WriteSession
 from api.schemas import DatasetOut, DatasetPage, ErrorResponse
 from api.uploads import UploadDep
 from core import datasets
@@ -103,14 +103,16 @@ def create_dataset(
         401: _errors[401],
     },
 )
-def list_datasets(
+async def list_datasets(
     principal: PrincipalDep,
-    session: ReadSession,
+    read: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DatasetPage:
-    page = datasets.list_datasets(
-        session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor
+    page = await read(
+        lambda session: datasets.list_datasets(
+            session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor
+        )
     )
     return DatasetPage(
         items=[DatasetOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
@@ -118,8 +120,14 @@ def list_datasets(
 
 
 @router.get("/{dataset_id:uuid}", responses=_errors)
-def get_dataset(dataset_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> DatasetOut:
-    row = datasets.get_dataset(session, tenant_id=principal.tenant_id, dataset_id=dataset_id)
+async def get_dataset(
+    dataset_id: uuid.UUID, principal: PrincipalDep, read: ReaderDep
+) -> DatasetOut:
+    row = await read(
+        lambda session: datasets.get_dataset(
+            session, tenant_id=principal.tenant_id, dataset_id=dataset_id
+        )
+    )
     return DatasetOut.model_validate(row)
 
 

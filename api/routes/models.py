@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from api.deps import PrincipalDep, ReadSession
+from api.deps import PrincipalDep, ReaderDep, ReadSession
 from api.schemas import ErrorResponse, ModelOut, ModelPage, PredictOut
 from core import metrics, predictions
 from core.auth import Principal
@@ -59,25 +59,29 @@ PREDICT_BODY = {
 
 
 @router.get("", responses={400: _400_cursor, 401: _401})
-def list_models(
+async def list_models(
     principal: PrincipalDep,
-    session: ReadSession,
+    read: ReaderDep,
     run_id: uuid.UUID | None = None,
     dataset_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ModelPage:
-    page = predictions.list_models(
-        session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor, run_id=run_id,
-        dataset_id=dataset_id,
+    page = await read(
+        lambda session: predictions.list_models(
+            session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor, run_id=run_id,
+            dataset_id=dataset_id,
+        )
     )  # fmt: skip
     items = [ModelOut.model_validate(r) for r in page.items]
     return ModelPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/{model_id:uuid}", responses={401: _401, 404: _404})
-def get_model(model_id: uuid.UUID, principal: PrincipalDep, session: ReadSession) -> ModelOut:
-    row = predictions.get_model(session, tenant_id=principal.tenant_id, model_id=model_id)
+async def get_model(model_id: uuid.UUID, principal: PrincipalDep, read: ReaderDep) -> ModelOut:
+    row = await read(
+        lambda s: predictions.get_model(s, tenant_id=principal.tenant_id, model_id=model_id)
+    )
     return ModelOut.model_validate(row)
 
 

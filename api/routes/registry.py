@@ -3,7 +3,10 @@ back), and predict by alias or by version. Thin: each route calls one core.regis
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from re import Match
 from typing import Annotated, Any
@@ -19,6 +22,7 @@ from core import registry
 from core.auth import Principal
 from store.session import Database
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/v1/registry",
     tags=["registry"],
@@ -193,22 +197,45 @@ async def _predict(
 ) -> Response:
     state = request.app.state
     cache: registry.ResolveCache = state.resolve_cache
+    db: Database = state.db
     key = (principal.tenant_id, name, alias, version)
-    found = cache.get(key)
+
+    def resolve() -> registry.Resolved:
+        with db.read_session() as session:
+            row = registry.resolve(
+                session, tenant_id=principal.tenant_id, name=name, alias=alias, version=version
+            )
+            return registry.Resolved(model_id=row.model_id, version=row.version)
+
+    found, due = cache.get(key)
     if found is None:
-        db: Database = state.db
-
-        def resolve() -> registry.Resolved:
-            with db.read_session() as session:
-                row = registry.resolve(
-                    session, tenant_id=principal.tenant_id, name=name, alias=alias, version=version
-                )
-                return registry.Resolved(model_id=row.model_id, version=row.version)
-
         found = await anyio.to_thread.run_sync(resolve)
         cache.put(key, found)
+    elif due and cache.claim_refresh(key):
+        _refresh_in_background(cache, key, resolve)
     extra = {"name": name, "version": found.version}
     return await predict_response(request, principal.tenant_id, found.model_id, extra)
+
+
+# Held until done: the event loop keeps only weak references to tasks.
+_refreshes: set[asyncio.Task[None]] = set()
+
+
+def _refresh_in_background(
+    cache: registry.ResolveCache,
+    key: registry.ResolveKey,
+    resolve: Callable[[], registry.Resolved],
+) -> None:
+    async def refresh() -> None:
+        try:
+            cache.put(key, await anyio.to_thread.run_sync(resolve))
+        except Exception as exc:  # gone, or the database is down: the next call asks itself
+            log.info("registry: refreshing %s failed: %s", key[1:], exc)
+            cache.forget(key)
+
+    task = asyncio.create_task(refresh())
+    _refreshes.add(task)
+    task.add_done_callback(_refreshes.discard)
 
 
 async def predict_by_alias_at_edge(

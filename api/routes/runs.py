@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 
-from api.deps import EnqueueDep, PrincipalDep, ReadSession, SettingsDep, WriteSession
+from api.deps import EnqueueDep, PrincipalDep, ReaderDep, ReadSession, SettingsDep, WriteSession
 from api.schemas import (
     MAX_EPOCH,
     MAX_WAIT_SECONDS,
@@ -94,21 +94,23 @@ def validate_run(
 
 
 @router.get("", responses={400: _400_cursor, 401: _401, 422: _422})
-def list_runs(
+async def list_runs(
     principal: PrincipalDep,
-    session: ReadSession,
+    read: ReaderDep,
     status: Annotated[str | None, Query(max_length=32)] = None,
     dataset_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RunPage:
-    page = runs.list_runs(
-        session,
-        tenant_id=principal.tenant_id,
-        limit=limit,
-        cursor=cursor,
-        status=status,
-        dataset_id=dataset_id,
+    page = await read(
+        lambda session: runs.list_runs(
+            session,
+            tenant_id=principal.tenant_id,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            dataset_id=dataset_id,
+        )
     )
     return RunPage(items=[RunOut.from_row(r) for r in page.items], next_cursor=page.next_cursor)
 
@@ -150,19 +152,21 @@ async def get_run(
 
 
 @router.get("/{run_id:uuid}/history", responses={401: _401, 404: _404})
-def get_history(
+async def get_history(
     run_id: uuid.UUID,
     principal: PrincipalDep,
-    session: ReadSession,
+    read: ReaderDep,
     since_epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
     max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> HistoryOut:
-    rows = runs.get_history(
-        session,
-        tenant_id=principal.tenant_id,
-        run_id=run_id,
-        since_epoch=since_epoch,
-        max_points=max_points,
+    rows = await read(
+        lambda session: runs.get_history(
+            session,
+            tenant_id=principal.tenant_id,
+            run_id=run_id,
+            since_epoch=since_epoch,
+            max_points=max_points,
+        )
     )
     return HistoryOut(run_id=run_id, epochs=[EpochOut.from_row(r) for r in rows])
 

@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from api.app import create_app
 from core.config import Settings
-from core.registry import RESOLVE_TTL_SECONDS
+from core.registry import RESOLVE_FRESH_SECONDS
 from store.session import Database
 from tests.api.conftest import bearer
 from tests.api.runs_fixtures import SPEC, api, dataset_id, sent, submit, work
@@ -138,7 +138,7 @@ def test_an_alias_moved_on_one_process_is_used_by_another_within_a_second(
     started = time.monotonic()
     for _ in range(20):
         assert other.post(url, headers=h, json=ROWS).json()["model_id"] == first
-    refreshes = 1 + (time.monotonic() - started) / RESOLVE_TTL_SECONDS
+    refreshes = 1 + (time.monotonic() - started) / RESOLVE_FRESH_SECONDS
     registry_reads = [s for s in statements if "model_aliases" in s or "model_versions" in s]
     assert len(registry_reads) <= 2 * refreshes < 20  # an alias and a version read per refresh
 
