@@ -160,16 +160,21 @@ def load_for_predict(
     with session_factory() as session:
         row = get_weights(session, tenant_id=tenant_id, model_id=model_id)
         blob = row.blob
+    model = load_stored(blob, model_id)
+    cache.put(model_id, CachedModel(tenant_id=tenant_id, model=model))
+    return model
+
+
+def load_stored(blob: bytes, model_id: uuid.UUID) -> LoadedModel:
+    """A stored model's artifact, loaded; one that cannot be is a corrupt model (500)."""
     try:
-        model = load_model(blob)
+        return load_model(blob)
     except ArtifactError as exc:
         raise DescentError(
             f"stored model cannot be loaded: {exc}",
             {"model_id": str(model_id)},
             code="model_corrupt",
         ) from None
-    cache.put(model_id, CachedModel(tenant_id=tenant_id, model=model))
-    return model
 
 
 @dataclass(frozen=True)

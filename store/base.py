@@ -5,14 +5,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData
+from sqlalchemy import DateTime, Dialect, MetaData, Select, and_, or_
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 # (created_at, id) of the last row of a page: the position a newest-first keyset list resumes at.
 Keyset = tuple[datetime, uuid.UUID]
+T = TypeVar("T")
+
+
+def newest_first(query: Select[T], entity: Any, after: Keyset | None, limit: int) -> Select[T]:
+    """A page of ``entity`` rows newest first, resuming after the keyset ``after``."""
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            or_(
+                entity.created_at < created_at,
+                and_(entity.created_at == created_at, entity.id < last_id),
+            )
+        )
+    return query.order_by(entity.created_at.desc(), entity.id.desc()).limit(limit)
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",

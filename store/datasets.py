@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, undefer
 
-from store.base import Keyset
+from store.base import Keyset, newest_first
 from store.tables import Dataset
 
 
@@ -44,16 +44,7 @@ def list_datasets(
 ) -> list[Dataset]:
     """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
     query = select(Dataset).where(Dataset.tenant_id == tenant_id)
-    if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(
-                Dataset.created_at < created_at,
-                and_(Dataset.created_at == created_at, Dataset.id < last_id),
-            )
-        )
-    query = query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return list(session.scalars(newest_first(query, Dataset, after, limit)))
 
 
 def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from store.base import Keyset
+from store.base import Keyset, newest_first
 from store.tables import Model, Run
 
 
@@ -40,13 +40,4 @@ def list_models(
         query = query.where(Model.run_id == run_id)
     if dataset_id is not None:
         query = query.join(Run, Run.id == Model.run_id).where(Run.dataset_id == dataset_id)
-    if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(
-                Model.created_at < created_at,
-                and_(Model.created_at == created_at, Model.id < last_id),
-            )
-        )
-    query = query.order_by(Model.created_at.desc(), Model.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return list(session.scalars(newest_first(query, Model, after, limit)))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from store.base import Keyset
+from store.base import Keyset, newest_first
 from store.tables import ACTIVE_RUN_STATUSES, Checkpoint, Run, RunEpoch, RunStatus
 
 # The statuses in which a worker attempt holds the run.
@@ -146,13 +146,7 @@ def list_runs(
         query = query.where(Run.status == status)
     if dataset_id is not None:
         query = query.where(Run.dataset_id == dataset_id)
-    if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(Run.created_at < created_at, and_(Run.created_at == created_at, Run.id < last_id))
-        )
-    query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return list(session.scalars(newest_first(query, Run, after, limit)))
 
 
 def browse_runs(

@@ -45,8 +45,8 @@ import uuid
 from sqlalchemy.orm import Session
 
 from core import predictions
-from core.errors import DescentError, NotSupported
-from models import ArtifactError, Model, load_model
+from core.errors import NotSupported
+from models import Model
 
 
 def to_onnx(model: Model, *, model_id: uuid.UUID | None = None) -> bytes:
@@ -68,12 +68,4 @@ def to_onnx(model: Model, *, model_id: uuid.UUID | None = None) -> bytes:
 def export_model(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> bytes:
     """A tenant's ready model as ONNX: 404 if not theirs, 409 if not ready."""
     row = predictions.get_weights(session, tenant_id=tenant_id, model_id=model_id)
-    try:
-        model = load_model(row.blob)
-    except ArtifactError as exc:
-        raise DescentError(
-            f"stored model cannot be loaded: {exc}",
-            {"model_id": str(model_id)},
-            code="model_corrupt",
-        ) from None
-    return to_onnx(model, model_id=model_id)
+    return to_onnx(predictions.load_stored(row.blob, model_id), model_id=model_id)
