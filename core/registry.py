@@ -49,6 +49,10 @@ def _registered(session: Session, tenant_id: uuid.UUID, name: str) -> Registered
     return row
 
 
+def _no_alias(name: str, alias: str) -> NotFound:
+    return NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+
+
 def create(session: Session, *, tenant_id: uuid.UUID, name: str) -> Registered:
     _check_name(name, "name")
     row = RegisteredModel(tenant_id=tenant_id, name=name)
@@ -141,7 +145,7 @@ def delete_alias(
     registered = _registered(session, tenant_id, name)
     row = registry_store.alias(session, registered_id=registered.id, name=alias)
     if row is None:
-        raise NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+        raise _no_alias(name, alias)
     session.add(_move(registered, alias, row.version, None, api_key_id))
     session.delete(row)
     session.commit()
@@ -153,7 +157,7 @@ def alias_history(
     registered = _registered(session, tenant_id, name)
     moves = registry_store.alias_moves(session, registered_id=registered.id, name=alias)
     if not moves:
-        raise NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+        raise _no_alias(name, alias)
     return moves
 
 
@@ -170,7 +174,7 @@ def resolve(
     if alias is not None:
         row = registry_store.alias(session, registered_id=registered.id, name=alias)
         if row is None:
-            raise NotFound(f"{name!r} has no alias {alias[:120]!r}", code="alias_not_found")
+            raise _no_alias(name, alias)
         version = row.version
     assert version is not None
     return _version(session, registered, version)
