@@ -167,6 +167,9 @@ class EdgeMiddleware:
         except Exception as exc:
             await self._answer(exc, scope, receive, send)
             return
+        if response is None:
+            await self.app(scope, counting_receive, send)
+            return
         await response(scope, receive, send)
 
     async def _answer(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 from numpy.typing import NDArray
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -28,6 +29,7 @@ from models import ArtifactError, InputError, load_model
 from models import Model as LoadedModel
 from store import models as model_store
 from store import runs as run_store
+from store.base import Reads
 from store.tables import Model, RunStatus
 
 
@@ -35,26 +37,27 @@ def _not_found() -> NotFound:
     return NotFound("model not found", code="model_not_found")
 
 
-def get_model(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model:
-    row = model_store.get_model(session, tenant_id=tenant_id, model_id=model_id)
+def get_model(reads: Reads, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Row[Any]:
+    """The model's metadata (a row; no weights)."""
+    row = model_store.model_view(reads, tenant_id=tenant_id, model_id=model_id)
     if row is None:
         raise _not_found()
     return row
 
 
 def list_models(
-    session: Session,
+    reads: Reads,
     *,
     tenant_id: uuid.UUID,
     limit: int,
     cursor: str | None = None,
     run_id: uuid.UUID | None = None,
     dataset_id: uuid.UUID | None = None,
-) -> Page[Model]:
+) -> Page[Row[Any]]:
     """The tenant's models, newest first."""
     check_limit(limit)
     rows = model_store.list_models(
-        session,
+        reads,
         tenant_id=tenant_id,
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,

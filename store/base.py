@@ -7,26 +7,61 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, Select, and_, or_
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    Select,
+    and_,
+    bindparam,
+    or_,
+)
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 # (created_at, id) of the last row of a page: the position a newest-first keyset list resumes at.
 Keyset = tuple[datetime, uuid.UUID]
 T = TypeVar("T")
+# What a read runs on: the API's reads take a plain connection (rows, no ORM session), the
+# rest of the code a session; the same select works on both.
+Reads = Session | Connection
 
 
-def newest_first(query: Select[T], entity: Any, after: Keyset | None, limit: int) -> Select[T]:
-    """A page of ``entity`` rows newest first, resuming after the keyset ``after``."""
-    if after is not None:
-        created_at, last_id = after
+def plain_columns(entity: Any) -> list[Column[Any]]:
+    """The table's columns, less the deferred ones (blobs): a read view's select.
+
+    Read views return Core rows, which carry the same attribute names as the ORM entity, and
+    their statements are built once, with bound parameters: building an entity costs about
+    as much as the database round trip, and so does building the statement (profiled per
+    model read: 576 µs of CPU as an ORM entity, 480 as a row, 250 with a prebuilt select)."""
+    deferred = {p.key for p in entity.__mapper__.column_attrs if p.deferred}
+    return [c for c in entity.__table__.columns if c.key not in deferred]
+
+
+def newest_first(query: Select[T], entity: Any, *, resume: bool) -> Select[T]:
+    """A page of ``entity`` rows newest first; with ``resume``, after the keyset bound as
+    ``after_created_at`` and ``after_id``. The page size is bound as ``limit`` (page_params)."""
+    if resume:
+        created_at: BindParameter[datetime] = bindparam("after_created_at")
         query = query.where(
             or_(
                 entity.created_at < created_at,
-                and_(entity.created_at == created_at, entity.id < last_id),
+                and_(entity.created_at == created_at, entity.id < bindparam("after_id")),
             )
         )
+    limit = bindparam("limit", type_=Integer)
     return query.order_by(entity.created_at.desc(), entity.id.desc()).limit(limit)
+
+
+def page_params(after: Keyset | None, limit: int) -> dict[str, Any]:
+    """The values of newest_first's parameters."""
+    if after is None:
+        return {"limit": limit}
+    return {"limit": limit, "after_created_at": after[0], "after_id": after[1]}
 
 
 NAMING_CONVENTION = {

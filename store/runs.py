@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from store.base import Keyset, newest_first
+from store.base import Keyset, Reads, newest_first, page_params, plain_columns
 from store.tables import ACTIVE_RUN_STATUSES, Checkpoint, Run, RunEpoch, RunStatus
 
 # The statuses in which a worker attempt holds the run.
@@ -26,10 +27,18 @@ def insert_run(session: Session, run: Run) -> Run:
     return run
 
 
+_OWNED = (Run.id == bindparam("run_id")) & (Run.tenant_id == bindparam("tenant_id"))
+_GET = select(Run).where(_OWNED)
+_VIEW = select(*plain_columns(Run)).where(_OWNED)
+
+
 def get_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run | None:
-    return session.scalars(
-        select(Run).where(Run.id == run_id, Run.tenant_id == tenant_id)
-    ).one_or_none()
+    return session.scalars(_GET, {"tenant_id": tenant_id, "run_id": run_id}).one_or_none()
+
+
+def run_view(reads: Reads, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row[Any] | None:
+    """The run as a row, for reading."""
+    return reads.execute(_VIEW, {"tenant_id": tenant_id, "run_id": run_id}).one_or_none()
 
 
 def active_run_ids_for_dataset(
@@ -57,7 +66,7 @@ def insert_epoch(session: Session, epoch: RunEpoch) -> RunEpoch:
 
 
 def list_epochs(
-    session: Session,
+    reads: Reads,
     *,
     tenant_id: uuid.UUID,
     run_id: uuid.UUID,
@@ -65,31 +74,36 @@ def list_epochs(
     every: int = 1,
     first: int = 1,
     last: int | None = None,
-) -> list[RunEpoch]:
+) -> list[Row[Any]]:
     """The epochs after ``since_epoch`` in order; with ``every`` > 1 only the epochs ``first``,
     ``first + every``, ... and ``last``, picked in the database on the (run_id, epoch) index (a
     100,000-epoch history thinned to 2,000 points reads 2,000 rows)."""
-    query = select(RunEpoch).where(
-        RunEpoch.tenant_id == tenant_id,
-        RunEpoch.run_id == run_id,
-        RunEpoch.epoch > since_epoch,
-    )
+    params = {"tenant_id": tenant_id, "run_id": run_id, "since_epoch": since_epoch}
     if every > 1:
-        query = query.where(or_((RunEpoch.epoch - first) % every == 0, RunEpoch.epoch == last))
-    return list(session.scalars(query.order_by(RunEpoch.epoch)))
+        params.update(every=every, first=first, last=last)
+    return list(reads.execute(_EPOCHS[every > 1], params))
+
+
+_AFTER = (
+    (RunEpoch.tenant_id == bindparam("tenant_id"))
+    & (RunEpoch.run_id == bindparam("run_id"))
+    & (RunEpoch.epoch > bindparam("since_epoch"))
+)
+_EPOCHS_AFTER = select(*plain_columns(RunEpoch)).where(_AFTER).order_by(RunEpoch.epoch)
+_EVERY = (RunEpoch.epoch - bindparam("first")) % bindparam("every") == 0
+_EPOCHS = {
+    False: _EPOCHS_AFTER,
+    True: _EPOCHS_AFTER.where(or_(_EVERY, RunEpoch.epoch == bindparam("last"))),
+}
+_SPAN = select(func.min(RunEpoch.epoch), func.max(RunEpoch.epoch)).where(_AFTER)
 
 
 def epoch_span(
-    session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID, since_epoch: int = 0
+    reads: Reads, *, tenant_id: uuid.UUID, run_id: uuid.UUID, since_epoch: int = 0
 ) -> tuple[int, int] | None:
     """The first and last epoch after ``since_epoch``; None when there is none."""
-    first, last = session.execute(
-        select(func.min(RunEpoch.epoch), func.max(RunEpoch.epoch)).where(
-            RunEpoch.tenant_id == tenant_id,
-            RunEpoch.run_id == run_id,
-            RunEpoch.epoch > since_epoch,
-        )
-    ).one()
+    params = {"tenant_id": tenant_id, "run_id": run_id, "since_epoch": since_epoch}
+    first, last = reads.execute(_SPAN, params).one()
     return None if first is None else (int(first), int(last))
 
 
@@ -133,20 +147,31 @@ def get_run_by_idempotency_key(session: Session, *, tenant_id: uuid.UUID, key: s
 
 
 def list_runs(
-    session: Session,
+    reads: Reads,
     *,
     tenant_id: uuid.UUID,
     limit: int,
     after: Keyset | None,
     status: RunStatus | None = None,
     dataset_id: uuid.UUID | None = None,
-) -> list[Run]:
-    query = select(Run).where(Run.tenant_id == tenant_id)
+) -> list[Row[Any]]:
+    params: dict[str, Any] = {"tenant_id": tenant_id, **page_params(after, limit)}
     if status is not None:
-        query = query.where(Run.status == status)
+        params["status"] = status
     if dataset_id is not None:
-        query = query.where(Run.dataset_id == dataset_id)
-    return list(session.scalars(newest_first(query, Run, after, limit)))
+        params["dataset_id"] = dataset_id
+    query = _runs_page(status is not None, dataset_id is not None, after is not None)
+    return list(reads.execute(query, params))
+
+
+@cache
+def _runs_page(by_status: bool, by_dataset: bool, resume: bool) -> Select[Any]:
+    query = select(*plain_columns(Run)).where(Run.tenant_id == bindparam("tenant_id"))
+    if by_status:
+        query = query.where(Run.status == bindparam("status"))
+    if by_dataset:
+        query = query.where(Run.dataset_id == bindparam("dataset_id"))
+    return newest_first(query, Run, resume=resume)
 
 
 def browse_runs(

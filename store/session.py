@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
@@ -54,8 +55,11 @@ def make_engine_for_url(
     dropping a referenced table with foreign keys on would cascade into its children.
     """
     pooling = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
+    # JSON columns (specs, metrics) are parsed on every read: orjson does it in a fifth of the
+    # time of the json module.
+    common: dict[str, Any] = {"echo": echo, "json_deserializer": orjson.loads}
     if not is_sqlite(url):
-        engine = create_engine(url, echo=echo, **pooling)
+        engine = create_engine(url, **common, **pooling)
         _ping_after_idle(engine)
         return engine
 
@@ -65,7 +69,7 @@ def make_engine_for_url(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        echo=echo,
+        **common,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
         **({} if in_memory else pooling),  # in memory: one connection per thread, no pool
     )
@@ -136,7 +140,8 @@ class Database:
         self.engine = engine
         # expire_on_commit=False: rows are rendered into responses after the service commits.
         self.write_sessions = sessionmaker(bind=engine, expire_on_commit=False)
-        self.read_sessions = sessionmaker(bind=read_only_engine(engine), expire_on_commit=False)
+        self._read_engine = read_only_engine(engine)
+        self.read_sessions = sessionmaker(bind=self._read_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -152,6 +157,12 @@ class Database:
     def read_session(self) -> Iterator[Session]:
         with self.read_sessions() as session:
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection for reads that want rows, not ORM entities (no session to build)."""
+        with self._read_engine.connect() as conn:
+            yield conn
 
     def ping(self) -> None:
         """Round trip to the database (read-only transaction); raises if it is unreachable."""

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from re import Match
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import DatabaseDep, PrincipalDep, ReaderDep, SettingsDep, WriteSession
+from api.deps import (
+    DatabaseDep,
+    PrincipalDep,
+    Reader,
+    ReaderDep,
+    SettingsDep,
+    WriteSession,
+    json_response,
+)
+from api.queries import PageQuery, parse_query
 from api.schemas import DatasetOut, DatasetPage, ErrorResponse
 from api.uploads import UploadDep
 from core import datasets
-from core.pagination import MAX_PAGE_SIZE
+from core.auth import Principal
 
 # Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
 router = APIRouter(
@@ -104,28 +114,48 @@ def create_dataset(
     },
 )
 async def list_datasets(
-    principal: PrincipalDep,
-    read: ReaderDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    principal: PrincipalDep, read: ReaderDep, query: Annotated[PageQuery, Query()]
 ) -> DatasetPage:
+    return await _dataset_page(read, principal, query)
+
+
+async def list_datasets_at_edge(
+    request: Request, principal: Principal, _: Match[str]
+) -> Response | None:
+    query = parse_query(request, PageQuery)
+    if query is None:
+        return None
+    return json_response(await _dataset_page(Reader(request.app.state.db), principal, query))
+
+
+async def _dataset_page(read: Reader, principal: Principal, query: PageQuery) -> DatasetPage:
     page = await read(
-        lambda session: datasets.list_datasets(
-            session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor
+        lambda conn: datasets.list_datasets(
+            conn, tenant_id=principal.tenant_id, limit=query.limit, cursor=query.cursor
         )
     )
-    return DatasetPage(
-        items=[DatasetOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
-    )
+    items = [DatasetOut.model_validate(r) for r in page.items]
+    return DatasetPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/{dataset_id:uuid}", responses=_errors)
 async def get_dataset(
     dataset_id: uuid.UUID, principal: PrincipalDep, read: ReaderDep
 ) -> DatasetOut:
+    return await _dataset_out(read, principal, dataset_id)
+
+
+async def get_dataset_at_edge(
+    request: Request, principal: Principal, params: Match[str]
+) -> Response:
+    dataset_id = uuid.UUID(params[1])
+    return json_response(await _dataset_out(Reader(request.app.state.db), principal, dataset_id))
+
+
+async def _dataset_out(read: Reader, principal: Principal, dataset_id: uuid.UUID) -> DatasetOut:
     row = await read(
-        lambda session: datasets.get_dataset(
-            session, tenant_id=principal.tenant_id, dataset_id=dataset_id
+        lambda conn: datasets.get_dataset(
+            conn, tenant_id=principal.tenant_id, dataset_id=dataset_id
         )
     )
     return DatasetOut.model_validate(row)

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import Row
 
 from api.deps import PrincipalDep
 from api.schemas import MAX_EPOCH, EpochOut, RunError, RunStatusEvent
 from core.errors import InvalidInput
 from core.runs import events
-from store.tables import RunEpoch
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -83,10 +83,10 @@ async def run_events(
         yield _frame(item)
 
 
-def _frame(item: RunEpoch | events.StatusNews) -> ServerSentEvent:
-    if isinstance(item, RunEpoch):
-        data: Any = EpochOut.from_row(item).model_dump(mode="json")
-        return ServerSentEvent(event="epoch", id=str(item.epoch), data=data)
-    error = RunError(**item.error) if item.error else None
-    status = RunStatusEvent(status=item.status, error=error, model_id=item.model_id)
-    return ServerSentEvent(event="status", data=status.model_dump(mode="json"))
+def _frame(item: Row[Any] | events.StatusNews) -> ServerSentEvent:
+    if isinstance(item, events.StatusNews):
+        error = RunError(**item.error) if item.error else None
+        status = RunStatusEvent(status=item.status, error=error, model_id=item.model_id)
+        return ServerSentEvent(event="status", data=status.model_dump(mode="json"))
+    data: Any = EpochOut.from_row(item).model_dump(mode="json")
+    return ServerSentEvent(event="epoch", id=str(item.epoch), data=data)

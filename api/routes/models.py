@@ -10,13 +10,13 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from api.deps import PrincipalDep, ReaderDep, ReadSession
+from api.deps import PrincipalDep, Reader, ReaderDep, ReadSession, json_response
+from api.queries import ModelListQuery, parse_query
 from api.schemas import ErrorResponse, ModelOut, ModelPage, PredictOut
 from core import metrics, predictions
 from core.auth import Principal
 from core.config import Settings
 from core.datasets.images import MAX_PREDICT_IMAGES
-from core.pagination import MAX_PAGE_SIZE
 from core.predict_body import parse_predict_body
 from core.predictions import ModelCache
 from store.session import Database
@@ -60,17 +60,25 @@ PREDICT_BODY = {
 
 @router.get("", responses={400: _400_cursor, 401: _401})
 async def list_models(
-    principal: PrincipalDep,
-    read: ReaderDep,
-    run_id: uuid.UUID | None = None,
-    dataset_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    principal: PrincipalDep, read: ReaderDep, query: Annotated[ModelListQuery, Query()]
 ) -> ModelPage:
+    return await _model_page(read, principal, query)
+
+
+async def list_models_at_edge(
+    request: Request, principal: Principal, _: Match[str]
+) -> Response | None:
+    query = parse_query(request, ModelListQuery)
+    if query is None:
+        return None
+    return json_response(await _model_page(Reader(request.app.state.db), principal, query))
+
+
+async def _model_page(read: Reader, principal: Principal, query: ModelListQuery) -> ModelPage:
     page = await read(
-        lambda session: predictions.list_models(
-            session, tenant_id=principal.tenant_id, limit=limit, cursor=cursor, run_id=run_id,
-            dataset_id=dataset_id,
+        lambda conn: predictions.list_models(
+            conn, tenant_id=principal.tenant_id, limit=query.limit, cursor=query.cursor,
+            run_id=query.run_id, dataset_id=query.dataset_id,
         )
     )  # fmt: skip
     items = [ModelOut.model_validate(r) for r in page.items]
@@ -79,8 +87,17 @@ async def list_models(
 
 @router.get("/{model_id:uuid}", responses={401: _401, 404: _404})
 async def get_model(model_id: uuid.UUID, principal: PrincipalDep, read: ReaderDep) -> ModelOut:
+    return await _model_out(read, principal, model_id)
+
+
+async def get_model_at_edge(request: Request, principal: Principal, params: Match[str]) -> Response:
+    model_id = uuid.UUID(params[1])
+    return json_response(await _model_out(Reader(request.app.state.db), principal, model_id))
+
+
+async def _model_out(read: Reader, principal: Principal, model_id: uuid.UUID) -> ModelOut:
     row = await read(
-        lambda s: predictions.get_model(s, tenant_id=principal.tenant_id, model_id=model_id)
+        lambda conn: predictions.get_model(conn, tenant_id=principal.tenant_id, model_id=model_id)
     )
     return ModelOut.model_validate(row)
 

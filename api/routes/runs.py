@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from re import Match
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from api.deps import EnqueueDep, PrincipalDep, ReaderDep, ReadSession, SettingsDep, WriteSession
+from api.deps import (
+    EnqueueDep,
+    PrincipalDep,
+    Reader,
+    ReaderDep,
+    ReadSession,
+    SettingsDep,
+    WriteSession,
+    json_response,
+)
+from api.queries import HistoryQuery, RunListQuery, parse_query
 from api.schemas import (
     MAX_EPOCH,
     MAX_WAIT_SECONDS,
@@ -22,7 +33,7 @@ from api.schemas import (
     ValidateOut,
 )
 from core import runs
-from core.pagination import MAX_PAGE_SIZE
+from core.auth import Principal
 from core.runs import events
 
 # Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
@@ -95,23 +106,27 @@ def validate_run(
 
 @router.get("", responses={400: _400_cursor, 401: _401, 422: _422})
 async def list_runs(
-    principal: PrincipalDep,
-    read: ReaderDep,
-    status: Annotated[str | None, Query(max_length=32)] = None,
-    dataset_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    principal: PrincipalDep, read: ReaderDep, query: Annotated[RunListQuery, Query()]
 ) -> RunPage:
+    return await _run_page(read, principal, query)
+
+
+async def list_runs_at_edge(
+    request: Request, principal: Principal, _: Match[str]
+) -> Response | None:
+    query = parse_query(request, RunListQuery)
+    if query is None:
+        return None
+    return json_response(await _run_page(Reader(request.app.state.db), principal, query))
+
+
+async def _run_page(read: Reader, principal: Principal, query: RunListQuery) -> RunPage:
     page = await read(
-        lambda session: runs.list_runs(
-            session,
-            tenant_id=principal.tenant_id,
-            limit=limit,
-            cursor=cursor,
-            status=status,
-            dataset_id=dataset_id,
+        lambda conn: runs.list_runs(
+            conn, tenant_id=principal.tenant_id, limit=query.limit, cursor=query.cursor,
+            status=query.status, dataset_id=query.dataset_id,
         )
-    )
+    )  # fmt: skip
     return RunPage(items=[RunOut.from_row(r) for r in page.items], next_cursor=page.next_cursor)
 
 
@@ -151,23 +166,47 @@ async def get_run(
     return RunOut.from_row(run)
 
 
+async def get_run_at_edge(
+    request: Request, principal: Principal, params: Match[str]
+) -> Response | None:
+    if request.scope["query_string"]:
+        return None  # a long poll, or parameters FastAPI should check
+    run_id, db = uuid.UUID(params[1]), request.app.state.db
+    run = await anyio.to_thread.run_sync(
+        lambda: events.current_run(db, tenant_id=principal.tenant_id, run_id=run_id)
+    )
+    return json_response(RunOut.from_row(run))
+
+
 @router.get("/{run_id:uuid}/history", responses={401: _401, 404: _404})
 async def get_history(
     run_id: uuid.UUID,
     principal: PrincipalDep,
     read: ReaderDep,
-    since_epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
-    max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    query: Annotated[HistoryQuery, Query()],
+) -> HistoryOut:
+    return await _history(read, principal, run_id, query)
+
+
+async def get_history_at_edge(
+    request: Request, principal: Principal, params: Match[str]
+) -> Response | None:
+    query = parse_query(request, HistoryQuery)
+    if query is None:
+        return None
+    read = Reader(request.app.state.db)
+    return json_response(await _history(read, principal, uuid.UUID(params[1]), query))
+
+
+async def _history(
+    read: Reader, principal: Principal, run_id: uuid.UUID, query: HistoryQuery
 ) -> HistoryOut:
     rows = await read(
-        lambda session: runs.get_history(
-            session,
-            tenant_id=principal.tenant_id,
-            run_id=run_id,
-            since_epoch=since_epoch,
-            max_points=max_points,
+        lambda conn: runs.get_history(
+            conn, tenant_id=principal.tenant_id, run_id=run_id, since_epoch=query.since_epoch,
+            max_points=query.max_points,
         )
-    )
+    )  # fmt: skip
     return HistoryOut(run_id=run_id, epochs=[EpochOut.from_row(r) for r in rows])
 
 

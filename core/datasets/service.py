@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -20,6 +21,7 @@ from core.pagination import Page, check_limit, decode_cursor, page_of
 from models import task_note
 from store import datasets as dataset_store
 from store import runs as run_store
+from store.base import Reads
 from store.session import Database
 from store.tables import MAX_NAME_CHARS, Dataset, DatasetFormat
 
@@ -113,19 +115,20 @@ def create_dataset(
     return row
 
 
-def get_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
-    row = dataset_store.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+def get_dataset(reads: Reads, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> Row[Any]:
+    """The dataset's metadata (a row; no blob)."""
+    row = dataset_store.dataset_view(reads, tenant_id=tenant_id, dataset_id=dataset_id)
     if row is None:
         raise _not_found()
     return row
 
 
 def list_datasets(
-    session: Session, *, tenant_id: uuid.UUID, limit: int, cursor: str | None = None
-) -> Page[Dataset]:
+    reads: Reads, *, tenant_id: uuid.UUID, limit: int, cursor: str | None = None
+) -> Page[Row[Any]]:
     check_limit(limit)
     after = decode_cursor(cursor) if cursor else None
-    rows = dataset_store.list_datasets(session, tenant_id=tenant_id, limit=limit + 1, after=after)
+    rows = dataset_store.list_datasets(reads, tenant_id=tenant_id, limit=limit + 1, after=after)
     return page_of(rows, limit)
 
 

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy import Row
 
 from core.config import Settings
 from core.runs import service
 from store import progress as progress_store
 from store import runs as run_store
 from store.session import Database
-from store.tables import FINISHED_RUN_STATUSES, Run, RunEpoch, RunStatus
+from store.tables import FINISHED_RUN_STATUSES, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ def _redis_publisher(url: str) -> Publisher:
 class Progress:
     """What a watcher has not seen yet: the run as it is now and its epochs after a point."""
 
-    run: Run
-    epochs: list[RunEpoch]
+    run: Row[Any]
+    epochs: list[Row[Any]]
 
     @property
     def final(self) -> bool:
@@ -91,12 +92,11 @@ def read_progress(
     db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID, after_epoch: int
 ) -> Progress:
     """One short read transaction (call it in a worker thread)."""
-    with db.read_session() as session:
-        run = service.get_run(session, tenant_id=tenant_id, run_id=run_id)
+    with db.read_connection() as conn:
+        run = service.run_view(conn, tenant_id=tenant_id, run_id=run_id)
         epochs = run_store.list_epochs(
-            session, tenant_id=tenant_id, run_id=run_id, since_epoch=after_epoch
+            conn, tenant_id=tenant_id, run_id=run_id, since_epoch=after_epoch
         )
-        session.expunge_all()
     return Progress(run=run, epochs=epochs)
 
 
@@ -107,7 +107,7 @@ class StatusNews:
     model_id: uuid.UUID | None
 
     @classmethod
-    def of(cls, run: Run) -> StatusNews:
+    def of(cls, run: Row[Any]) -> StatusNews:
         error = (
             {"code": run.error_code, "message": run.error_message or ""} if run.error_code else None
         )
@@ -137,7 +137,8 @@ class Follow:
             lambda: current_run(self.db, tenant_id=self.tenant_id, run_id=self.run_id)
         )
 
-    async def items(self) -> AsyncIterator[RunEpoch | StatusNews]:
+    async def items(self) -> AsyncIterator[Row[Any] | StatusNews]:
+        """Epoch rows (run_epochs) and status news, in the order they happened."""
         sent_status: str | None = None
         async with self.watch.subscribe(self.run_id) as news:
             while True:
@@ -160,7 +161,7 @@ class Follow:
                 await news.wait()
 
 
-async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Run:
+async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Row[Any]:
     """The run as soon as it has an epoch after ``follow.after_epoch`` or is final, or as it is
     after ``wait_seconds`` (a long poll)."""
     async with follow.watch.subscribe(follow.run_id) as news:
@@ -176,12 +177,10 @@ async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Run:
     return (await follow._read(follow.watch.generation(follow.run_id))).run
 
 
-def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
-    """The run as it is now (one short read transaction; call it in a worker thread)."""
-    with db.read_session() as session:
-        run = service.get_run(session, tenant_id=tenant_id, run_id=run_id)
-        session.expunge(run)
-    return run
+def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row[Any]:
+    """The run as it is now (one read; call it in a worker thread)."""
+    with db.read_connection() as conn:
+        return service.run_view(conn, tenant_id=tenant_id, run_id=run_id)
 
 
 async def long_poll(
@@ -192,7 +191,7 @@ async def long_poll(
     run_id: uuid.UUID,
     wait_seconds: float,
     after_epoch: int | None,
-) -> Run:
+) -> Row[Any]:
     """``GET /v1/runs/{id}?wait_seconds=S&after_epoch=N``: the run once it has an epoch after N
     (default: the epoch it is at now, so the answer comes with the next one) or is final, or
     as it is after S seconds."""

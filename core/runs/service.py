@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 import orjson
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +25,8 @@ from core.pagination import Page, check_limit, decode_cursor, page_of
 from core.runs.validation import check_spec, dataset_for_run
 from store import datasets as dataset_store
 from store import runs as run_store
-from store.base import utcnow
-from store.tables import MAX_NAME_CHARS, Run, RunEpoch, RunStatus
+from store.base import Reads, utcnow
+from store.tables import MAX_NAME_CHARS, Run, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,14 @@ def get_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run
     return row
 
 
+def run_view(reads: Reads, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row[Any]:
+    """The run as a row, for reading (no ORM entity)."""
+    row = run_store.run_view(reads, tenant_id=tenant_id, run_id=run_id)
+    if row is None:
+        raise _not_found()
+    return row
+
+
 def parse_status(status: str | None) -> RunStatus | None:
     if status is None:
         return None
@@ -147,19 +157,19 @@ def parse_status(status: str | None) -> RunStatus | None:
 
 
 def list_runs(
-    session: Session,
+    reads: Reads,
     *,
     tenant_id: uuid.UUID,
     limit: int,
     cursor: str | None = None,
     status: str | None = None,
     dataset_id: uuid.UUID | None = None,
-) -> Page[Run]:
+) -> Page[Row[Any]]:
     check_limit(limit)
     wanted = parse_status(status)
     after = decode_cursor(cursor) if cursor else None
     rows = run_store.list_runs(
-        session,
+        reads,
         tenant_id=tenant_id,
         limit=limit + 1,
         after=after,
@@ -170,41 +180,40 @@ def list_runs(
 
 
 def get_history(
-    session: Session,
+    reads: Reads,
     *,
     tenant_id: uuid.UUID,
     run_id: uuid.UUID,
     since_epoch: int = 0,
     max_points: int | None = None,
-) -> list[RunEpoch]:
+) -> list[Row[Any]]:
     """Epochs after ``since_epoch`` in order; ``max_points`` thins evenly, keeping the first
-    and the last."""
+    and the last. Epoch rows carry the tenant, so only an empty answer needs the run looked up
+    (404 or no epochs yet): a history read is one round trip."""
     if since_epoch < 0:
         raise InvalidInput("since_epoch must be >= 0", {"field": "since_epoch"})
     if max_points is not None and max_points < 1:
         raise InvalidInput("max_points must be >= 1", {"field": "max_points"})
-    get_run(session, tenant_id=tenant_id, run_id=run_id)
-    span = None
-    if max_points is not None:
-        span = run_store.epoch_span(
-            session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
-        )
-    if span is None or max_points is None or span[1] - span[0] < max_points:
-        return run_store.list_epochs(
-            session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
-        )
-    first, last = span
-    if max_points == 1:
-        return run_store.list_epochs(
-            session, tenant_id=tenant_id, run_id=run_id, since_epoch=last - 1
-        )
-    # Epochs first, first + every, ... and the last: at most max_points of them (epochs are
-    # numbered without gaps, so this is every n-th row).
-    every = -(-(last - first) // (max_points - 1))
-    return run_store.list_epochs(
-        session, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch, every=every,
-        first=first, last=last,
-    )  # fmt: skip
+    epochs = partial(run_store.list_epochs, reads, tenant_id=tenant_id, run_id=run_id)
+    rows: list[Row[Any]] = []
+    if max_points is None:
+        rows = epochs(since_epoch=since_epoch)
+    elif span := run_store.epoch_span(
+        reads, tenant_id=tenant_id, run_id=run_id, since_epoch=since_epoch
+    ):
+        first, last = span
+        if last - first < max_points:
+            rows = epochs(since_epoch=since_epoch)
+        elif max_points == 1:
+            rows = epochs(since_epoch=last - 1)
+        else:
+            # Epochs first, first + every, ... and the last: at most max_points of them (epochs
+            # are numbered without gaps, so this is every n-th row).
+            every = -(-(last - first) // (max_points - 1))
+            rows = epochs(since_epoch=since_epoch, every=every, first=first, last=last)
+    if not rows:
+        run_view(reads, tenant_id=tenant_id, run_id=run_id)
+    return rows
 
 
 def cancel_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> RunStatus:
