@@ -3,6 +3,7 @@
 from models import train
 result = train(X, y, {"layers": [{"units": 64}], "epochs": 20})
 result.model.predict_proba(X[:3]); result.history[-1]["val_accuracy"]
+more = train(X, y, {"layers": [{"units": 64}], "epochs": 10}, init_model=result.model)
 
 The trainer (`train`, `EpochEnd`, `TrainResult`, in `models.trainer`) loads on first use, so a
 process that only predicts (the API) never imports it.
@@ -23,13 +24,8 @@ from models.errors import (
     TrainingError,
 )
 from models.model import Model, load_model
-from models.spec import (
-    TrainingSpec,
-    count_parameters,
-    flops_per_epoch,
-    parse_spec,
-    resolve_spec,
-)
+from models.resolve import resolve_spec
+from models.spec import TrainingSpec, count_parameters, flops_per_epoch, parse_spec
 from models.split import infer_task, task_note
 from models.state import TrainingState
 from models.vocabulary import FeatureType, Task

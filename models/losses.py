@@ -1,8 +1,17 @@
 """Losses on the network's raw outputs (logits), fused with the output activation.
 
-`value_and_grad(z, target, out=, scale=)` returns the batch-mean loss and `scale * dloss/dz`,
-written into `out` when given. Fusing softmax (sigmoid) with its cross-entropy gives the simple,
-stable gradient p - y and lets the trainer fold the learning rate into `scale`.
+`value_and_grad(z, target, out=, scale=, weights=)` returns the batch-mean loss and
+`scale * dloss/dz`, written into `out` when given. Fusing softmax (sigmoid) with its
+cross-entropy gives the simple, stable gradient p - y and lets the trainer fold the learning
+rate into `scale`.
+
+Per-sample `weights` (n, 1) (class weights; the cross-entropies only) follow Keras: the value is
+the mean of w_i * l_i over the batch, not sum(w_i l_i) / sum(w_i), and the gradient is that
+mean's. Keras' choice keeps weights working at batch size 1, where a normalized mean would
+cancel them.
+
+Label smoothing needs nothing here: the trainer smooths the targets once (`smooth_targets`), and
+both cross-entropies are exact for soft targets (rows of a categorical target summing to 1).
 """
 
 from __future__ import annotations
@@ -17,66 +26,115 @@ class Loss:
     name = "abstract"
 
     def value_and_grad(
-        self, z: Array, target: Array, *, out: Array | None = None, scale: float = 1.0
+        self,
+        z: Array,
+        target: Array,
+        *,
+        out: Array | None = None,
+        scale: float = 1.0,
+        weights: Array | None = None,
     ) -> tuple[float, Array]:
         raise NotImplementedError
 
     def outputs(self, z: Array) -> Array:
-        """What the model answers: probabilities for classification, values for regression."""
+        """What the model answers: float64 class probabilities (n, K), or the values."""
         return z
 
 
 class CategoricalCrossEntropy(Loss):
-    """Softmax over K logits + cross-entropy against one-hot targets (n, K)."""
+    """Softmax over K logits + cross-entropy against one-hot (or smoothed) targets (n, K)."""
 
     name = "categorical_crossentropy"
 
     def value_and_grad(
-        self, z: Array, target: Array, *, out: Array | None = None, scale: float = 1.0
+        self,
+        z: Array,
+        target: Array,
+        *,
+        out: Array | None = None,
+        scale: float = 1.0,
+        weights: Array | None = None,
     ) -> tuple[float, Array]:
         n = z.shape[0]
         shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=out)  # exp() cannot overflow
-        true_logit = np.vdot(target, shifted)
+        if weights is None:
+            true_logit = np.vdot(target, shifted)
+        else:
+            true_rows = np.einsum("ij,ij->i", target, shifted)
         exp = np.exp(shifted, out=shifted)
         total = exp.sum(axis=1, keepdims=True)
-        value = (np.log(total).sum() - true_logit) / n
+        if weights is None:
+            value = (np.log(total).sum() - true_logit) / n
+        else:
+            value = np.vdot(weights[:, 0], np.log(total[:, 0]) - true_rows) / n
         grad = np.divide(exp, total, out=exp)
         grad -= target
+        if weights is not None:
+            grad *= weights
         grad *= scale / n
         return float(value), grad
 
     def outputs(self, z: Array) -> Array:
-        p: Array = np.exp(z - z.max(axis=1, keepdims=True))
+        z64 = np.asarray(z, dtype=np.float64)
+        p: Array = np.exp(z64 - z64.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         return p
 
 
 class BinaryCrossEntropy(Loss):
-    """Sigmoid on one logit + binary cross-entropy against 0/1 targets (n, 1)."""
+    """Sigmoid on one logit + binary cross-entropy against 0/1 (or smoothed) targets (n, 1)."""
 
     name = "binary_crossentropy"
 
     def value_and_grad(
-        self, z: Array, target: Array, *, out: Array | None = None, scale: float = 1.0
+        self,
+        z: Array,
+        target: Array,
+        *,
+        out: Array | None = None,
+        scale: float = 1.0,
+        weights: Array | None = None,
     ) -> tuple[float, Array]:
         n = z.shape[0]
         # log(1 + e^z) - y z, computed without overflow for large |z|.
-        value = (np.logaddexp(0.0, z) - target * z).sum() / n
+        if weights is None:
+            value = (np.logaddexp(0.0, z) - target * z).sum() / n
+        else:
+            value = np.vdot(weights, np.logaddexp(0.0, z) - target * z) / n
         grad = sigmoid(z, out=out)
         grad -= target
+        if weights is not None:
+            grad *= weights
         grad *= scale / n
         return float(value), grad
 
     def outputs(self, z: Array) -> Array:
-        return sigmoid(z)
+        """(n, 2): [p(first class), p(second class)] = [sigmoid(-z), sigmoid(z)] in float64,
+        each column from its own logit as exp(-log(1 + e^-x)): never 1 - p, which rounds to an
+        exact 0 long before the probability is that small (and float32 reaches 1.0 at z ~ 17)."""
+        z64 = np.asarray(z, dtype=np.float64)
+        p: Array = np.exp(-np.logaddexp(0.0, np.hstack([z64, -z64])))
+        return p
+
+
+def _unweighted(name: str, weights: Array | None) -> None:
+    if weights is not None:
+        raise ValueError(f"{name} takes no sample weights (class weights are for classification)")
 
 
 class MeanSquaredError(Loss):
     name = "mse"
 
     def value_and_grad(
-        self, z: Array, target: Array, *, out: Array | None = None, scale: float = 1.0
+        self,
+        z: Array,
+        target: Array,
+        *,
+        out: Array | None = None,
+        scale: float = 1.0,
+        weights: Array | None = None,
     ) -> tuple[float, Array]:
+        _unweighted(self.name, weights)
         residual = np.subtract(z, target, out=out)
         value = np.vdot(residual, residual) / residual.size
         residual *= 2.0 * scale / residual.size
@@ -87,8 +145,15 @@ class MeanAbsoluteError(Loss):
     name = "mae"
 
     def value_and_grad(
-        self, z: Array, target: Array, *, out: Array | None = None, scale: float = 1.0
+        self,
+        z: Array,
+        target: Array,
+        *,
+        out: Array | None = None,
+        scale: float = 1.0,
+        weights: Array | None = None,
     ) -> tuple[float, Array]:
+        _unweighted(self.name, weights)
         residual = np.subtract(z, target, out=out)
         value = np.abs(residual).sum() / residual.size
         grad = np.sign(residual, out=residual)
@@ -97,7 +162,9 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    """Quadratic within `delta` of the target, linear beyond it (Keras' Huber, delta 1)."""
+    """Quadratic within `delta` of the target, linear beyond it (Keras' Huber; the spec's
+    huber_delta, default 1). Regression targets are standardized, so delta is in units of the
+    target's standard deviation."""
 
     name = "huber"
 
@@ -105,8 +172,15 @@ class Huber(Loss):
         self.delta = delta
 
     def value_and_grad(
-        self, z: Array, target: Array, *, out: Array | None = None, scale: float = 1.0
+        self,
+        z: Array,
+        target: Array,
+        *,
+        out: Array | None = None,
+        scale: float = 1.0,
+        weights: Array | None = None,
     ) -> tuple[float, Array]:
+        _unweighted(self.name, weights)
         residual = np.subtract(z, target, out=out)
         abs_r = np.abs(residual)
         quadratic = np.minimum(abs_r, self.delta)
@@ -128,5 +202,16 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-def make_loss(name: str) -> Loss:
+def make_loss(name: str, *, huber_delta: float | None = None) -> Loss:
+    if name == Huber.name:
+        return Huber(1.0 if huber_delta is None else huber_delta)
     return LOSSES[name]()
+
+
+def smooth_targets(targets: Array, smoothing: float, loss: str) -> Array:
+    """Keras' label smoothing: one-hot y * (1 - s) + s / K; a binary 0/1 y * (1 - s) + s / 2."""
+    if smoothing == 0.0:
+        return targets
+    k = 2 if loss == BinaryCrossEntropy.name else targets.shape[1]
+    smoothed: Array = (targets * (1.0 - smoothing) + smoothing / k).astype(targets.dtype)
+    return smoothed

@@ -1,4 +1,8 @@
-"""A trained model: network weights plus the preprocessing that feeds them."""
+"""A trained model: network weights plus the preprocessing that feeds them.
+
+Probabilities are computed in float64 from the logits, whatever the network's dtype: a float32
+sigmoid is exactly 1.0 from a logit of about 17 on.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import numpy as np
 
 from models.errors import ArtifactError, InputError
 from models.losses import make_loss
-from models.network import Network
+from models.network import Network, network_for
 from models.preprocess import LabelEncoder, Preprocessor, TargetScaler, as_rows
+from models.resolve import complete_spec
 from models.spec import TrainingSpec
 from models.state import load_npz
 from models.types import Array
@@ -27,6 +32,8 @@ class Model:
     label_encoder: LabelEncoder | None = None
     target_scaler: TargetScaler | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Epochs trained in all, a warm start's parents included (history epochs count on from it).
+    epochs_trained: int = 0
 
     @property
     def task(self) -> Task:
@@ -60,10 +67,7 @@ class Model:
         if self.label_encoder is None:
             raise InputError("a regression model has no class probabilities; use predict")
         assert self.spec.loss is not None
-        p = make_loss(self.spec.loss).outputs(self._logits(X)).astype(np.float64)
-        if p.shape[1] == 1:  # sigmoid output: probability of the second class
-            p = np.hstack([1.0 - p, p])
-        return p
+        return make_loss(self.spec.loss).outputs(self._logits(X))
 
     def predict(self, X: Any) -> Array:
         """Class labels (as given in training), or regression values in the label's units."""
@@ -95,6 +99,7 @@ class Model:
             "preprocessing": self.preprocessor.to_json(),
             "spec": self.spec.model_dump(mode="json"),
             "metrics": self.metrics,
+            "epochs_trained": self.epochs_trained,
         }
         buf = io.BytesIO()
         arrays["model.json"] = np.array(json.dumps(meta))
@@ -112,9 +117,12 @@ def load_model(data: bytes) -> Model:
         meta = json.loads(str(arrays["model.json"]))
         if meta.get("format") != MODEL_FORMAT:
             raise ArtifactError(f"not a Descent model (format {meta.get('format')!r})")
-        spec = TrainingSpec.model_validate(meta["spec"])
+        # Completed: a model saved before a default existed gets the one it was trained with.
+        spec = complete_spec(TrainingSpec.model_validate(meta["spec"]))
         sizes = [int(s) for s in meta["layer_sizes"]]
-        network = Network(sizes, list(meta["activations"]), spec.dtype)
+        if list(meta["activations"]) != [layer.activation for layer in spec.layers]:
+            raise ArtifactError("the activations do not match the spec's layers")
+        network = network_for(spec, sizes)
         for i, layer in enumerate(network.layers):
             for key in ("W", "b"):
                 arr = arrays[f"layer{i}.{key}"]
@@ -147,6 +155,7 @@ def load_model(data: bytes) -> Model:
             label_encoder=None if classes is None else LabelEncoder(list(classes)),
             target_scaler=target,
             metrics=dict(meta.get("metrics") or {}),
+            epochs_trained=int(meta.get("epochs_trained", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ArtifactError):

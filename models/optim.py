@@ -3,7 +3,8 @@
 Each keeps its own buffers (`state()` / `load_state()` for exact resume). `grad_scale(lr)` is the
 factor the trainer folds into the loss gradient: SGD asks for -lr so its gradient arrives as the
 step itself, saving a full pass over the parameters per step; adaptive methods ask for 1.
-Weight decay is decoupled (w -= lr * wd * w, weights only); clipnorm clips the global norm.
+Weight decay is decoupled (w -= lr * wd * w, weights only), so adamw is Adam with Keras 3 AdamW's
+default decay (resolved in the spec); clipnorm clips the global norm.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class Optimizer:
             grad *= clipnorm / norm
 
     def _decay_weights(self, theta: Array, lr: float) -> None:
-        if not self.spec.weight_decay:
+        decay = self.spec.weight_decay
+        if not decay:
             return
         if self._decay is None or lr != self._decay_lr:
-            self._decay = self._weight_mask * (lr * self.spec.weight_decay)
+            self._decay = self._weight_mask * (lr * decay)
             self._decay_lr = lr
         np.multiply(theta, self._decay, out=self._tmp)
         theta -= self._tmp
@@ -91,6 +93,9 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Keras 3 Adam (and AdamW): w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps);
+    with amsgrad, v is replaced by its running maximum."""
+
     def step(self, theta: Array, grad: Array, lr: float) -> None:
         self.steps += 1
         self._clip(grad, 1.0)
@@ -105,11 +110,63 @@ class Adam(Optimizer):
         tmp *= 1.0 - b2
         v += tmp
         alpha = lr * math.sqrt(1.0 - b2**self.steps) / (1.0 - b1**self.steps)
+        if self.spec.amsgrad:
+            v_max = self._buffer("v_hat", theta)
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
         np.sqrt(v, out=tmp)
         tmp += self.spec.epsilon
         np.divide(m, tmp, out=tmp)
         tmp *= alpha
         theta -= tmp
+
+
+class Nadam(Optimizer):
+    """Keras 3 Nadam: Adam with Nesterov momentum and Dozat's momentum schedule
+    u_t = b1 * (1 - 0.5 * 0.96^t); its running product of u_t is part of the state."""
+
+    SCHEDULE_DECAY = 0.96
+
+    def __init__(self, spec: OptimizerSpec, theta: Array, weight_mask: Array) -> None:
+        super().__init__(spec, theta, weight_mask)
+        self.u_product = 1.0
+
+    def step(self, theta: Array, grad: Array, lr: float) -> None:
+        self.steps += 1
+        self._clip(grad, 1.0)
+        self._decay_weights(theta, lr)
+        b1, b2, t = self.spec.beta_1, self.spec.beta_2, self.steps
+        u_t = b1 * (1.0 - 0.5 * self.SCHEDULE_DECAY**t)
+        u_next = b1 * (1.0 - 0.5 * self.SCHEDULE_DECAY ** (t + 1))
+        self.u_product *= u_t
+        u_product_next = self.u_product * u_next
+        m, v, tmp = self._buffer("m", theta), self._buffer("v", theta), self._tmp
+        m *= b1
+        np.multiply(grad, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        # m_hat = u_next m / (1 - prod_next) + (1 - u_t) g / (1 - prod), built in `grad`
+        # (the next backward overwrites it anyway).
+        grad *= (1.0 - u_t) / (1.0 - self.u_product)
+        np.multiply(m, u_next / (1.0 - u_product_next), out=tmp)
+        grad += tmp
+        np.multiply(v, 1.0 / (1.0 - b2**t), out=tmp)  # v_hat
+        np.sqrt(tmp, out=tmp)
+        tmp += self.spec.epsilon
+        np.divide(grad, tmp, out=tmp)
+        tmp *= lr
+        theta -= tmp
+
+    def state(self) -> tuple[dict[str, Array], dict[str, Any]]:
+        buffers, meta = super().state()
+        return buffers, {**meta, "u_product": self.u_product}
+
+    def load_state(self, buffers: dict[str, Array], meta: dict[str, Any]) -> None:
+        super().load_state(buffers, meta)
+        self.u_product = float(meta["u_product"])
 
 
 class RMSprop(Optimizer):
@@ -158,6 +215,8 @@ class Adagrad(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
+    "adamw": Adam,  # the decay is the difference, and it is decoupled in every optimizer
+    "nadam": Nadam,
     "rmsprop": RMSprop,
     "adagrad": Adagrad,
 }

@@ -1,15 +1,21 @@
 """Data preparation for training: the split, preprocessing fitted on the training split, label
-encoding and target scaling, turned into the arrays the network trains on (`PreparedData`)."""
+encoding and target scaling, turned into the arrays the network trains on (`PreparedData`):
+targets smoothed when the spec asks for label smoothing, per-sample class weights.
+
+A warm start (`parent`) reuses the parent model's fitted preprocessing instead (models.warm_start).
+"""
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models import warm_start
 from models.errors import DataError
+from models.losses import smooth_targets
 from models.preprocess import (
     LabelEncoder,
     Preprocessor,
@@ -18,10 +24,14 @@ from models.preprocess import (
     frame_columns,
     infer_feature_types,
 )
-from models.spec import TrainingSpec, resolve_spec
+from models.resolve import class_weights, resolve_spec
+from models.spec import TrainingSpec
 from models.split import infer_task, split_indices
 from models.types import Array
 from models.vocabulary import FeatureType, Task
+
+if TYPE_CHECKING:
+    from models.model import Model
 
 
 @dataclass
@@ -39,6 +49,7 @@ class PreparedData:
     preprocessor: Preprocessor
     label_encoder: LabelEncoder | None
     target_scaler: TargetScaler | None
+    w_train: Array | None = None  # (n, 1) per-sample class weights, None without them
 
     def fingerprint(self) -> str:
         crc = zlib.crc32(np.ascontiguousarray(self.x_train).data)
@@ -54,6 +65,7 @@ def prepare_data(
     feature_names: list[str] | None,
     feature_types: list[FeatureType] | None,
     split_rng: np.random.Generator,
+    parent: Model | None = None,
 ) -> tuple[PreparedData, TrainingSpec]:
     frame = frame_columns(X)
     if frame is not None:  # a DataFrame brings its own names and types
@@ -72,11 +84,15 @@ def prepare_data(
     types = feature_types or infer_feature_types(rows)
     if len(names) != rows.shape[1] or len(types) != rows.shape[1]:
         raise DataError(f"{len(names)} feature names for {rows.shape[1]} features")
+    if parent is not None:
+        warm_start.check_features(parent, names, types)
 
     inferred, n_unique = infer_task(y_arr)
     numeric_labels = y_arr.dtype.kind in "biuf"
     resolved = resolve_spec(spec, task=inferred, n_classes=n_unique, numeric_labels=numeric_labels)
     task: Task = resolved.task or inferred
+    if parent is not None:
+        warm_start.check_spec(parent, resolved)
     dtype = np.dtype(resolved.dtype)
 
     encoder: LabelEncoder | None = None
@@ -86,6 +102,9 @@ def prepare_data(
         if y_arr.ndim == 2:
             raise DataError(f"classification needs one label per row, y has shape {y_arr.shape}")
         encoder = LabelEncoder.fit(y_arr)
+        if parent is not None:
+            warm_start.check_classes(parent, task, encoder.classes)
+            encoder = parent.label_encoder or encoder
         labels = encoder.encode(y_arr)
         targets_all = _class_targets(labels, len(encoder.classes), resolved.loss, dtype)
     else:
@@ -103,18 +122,41 @@ def prepare_data(
         split_rng,
         classes=encoder.classes if encoder else None,
     )
-    pre = Preprocessor.fit(
-        rows[train_idx],
-        feature_names=names,
-        feature_types=types,
-        standardize=resolved.preprocessing.standardize,
-        impute=resolved.preprocessing.impute,
+    pre = (
+        parent.preprocessor
+        if parent is not None
+        else Preprocessor.fit(
+            rows[train_idx],
+            feature_names=names,
+            feature_types=types,
+            standardize=resolved.preprocessing.standardize,
+            impute=resolved.preprocessing.impute,
+        )
     )
     y_val: Array | None = None
+    w_train: Array | None = None
     if task == "regression":
-        scaler = TargetScaler.fit(targets_all[train_idx], resolved.preprocessing.standardize_target)
+        scaler = (
+            parent.target_scaler
+            if parent is not None and parent.target_scaler is not None
+            else TargetScaler.fit(targets_all[train_idx], resolved.preprocessing.standardize_target)
+        )
+        if scaler.mean.shape[0] != targets_all.shape[1]:
+            raise DataError(
+                f"the label has {targets_all.shape[1]} columns, the init_model predicts "
+                f"{scaler.mean.shape[0]}"
+            )
         y_val = targets_all[val_idx]
         targets_all = scaler.transform(targets_all).astype(dtype)
+    else:
+        assert resolved.loss is not None and labels is not None and encoder is not None
+        targets_all = smooth_targets(targets_all, resolved.label_smoothing, resolved.loss)
+        if resolved.class_weight is not None:
+            counts = np.bincount(labels[train_idx], minlength=len(encoder.classes)).tolist()
+            per_class = np.asarray(
+                class_weights(resolved.class_weight, encoder.classes, counts), dtype=dtype
+            )
+            w_train = per_class[labels[train_idx]].reshape(-1, 1)
     data = PreparedData(
         task=task,
         x_train=pre.transform(rows[train_idx], dtype=dtype, augment=True, error=DataError),
@@ -127,6 +169,7 @@ def prepare_data(
         preprocessor=pre,
         label_encoder=encoder,
         target_scaler=scaler,
+        w_train=w_train,
     )
     return data, resolved
 

@@ -1,8 +1,7 @@
 """TrainingSpec: the vocabulary a user writes, with Keras/scikit-learn names and defaults.
 
 `TrainingSpec` validates shapes and ranges only (unknown fields are rejected). `resolve_spec`
-fills in everything that depends on the data (task, loss, learning rate of the chosen optimizer)
-so that a stored spec says exactly what was trained.
+(models.resolve) fills in everything else, so that a stored spec says exactly what was trained.
 """
 
 from __future__ import annotations
@@ -10,32 +9,76 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.errors import SpecError
+from models.activations import ALPHA_DEFAULTS
 from models.vocabulary import Task
 
-Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear"]
+Activation = Literal[
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",  # an alias: parsed as "silu"
+    "softplus",
+    "tanh",
+    "sigmoid",
+    "linear",
+]
 LossName = Literal["categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber"]
-OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad"]
-ScheduleName = Literal["constant", "step", "exponential", "cosine", "plateau"]
-Initializer = Literal["he_uniform", "he_normal", "glorot_uniform", "glorot_normal"]
+OptimizerName = Literal["sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad"]
+ScheduleName = Literal["constant", "step", "exponential", "cosine", "plateau", "onecycle"]
+Initializer = Literal[
+    "he_uniform",
+    "he_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "lecun_uniform",
+    "lecun_normal",
+]
 Impute = Literal["median", "mean", "none"]
-Monitor = Literal["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
+Monitor = Literal[
+    "val_loss",
+    "val_accuracy",
+    "val_log_loss",
+    "val_f1",
+    "val_auc",
+    "val_mae",
+    "val_rmse",
+    "val_r2",
+    "train_loss",
+    "train_accuracy",
+]
 
 CLASSIFICATION_LOSSES = ("categorical_crossentropy", "binary_crossentropy")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
+# Monitored metrics (the name after val_ / train_) that only one task reports, and those that
+# improve upwards.
+CLASSIFICATION_METRICS = frozenset({"accuracy", "log_loss", "f1", "auc"})
+REGRESSION_METRICS = frozenset({"mae", "rmse", "r2"})
+MAXIMIZED_METRICS = frozenset({"accuracy", "f1", "auc", "r2"})
 
 # Keras' default learning rates, per optimizer.
 DEFAULT_LEARNING_RATE: dict[str, float] = {
     "sgd": 0.01,
     "adam": 0.001,
+    "adamw": 0.001,
+    "nadam": 0.001,
     "rmsprop": 0.001,
     "adagrad": 0.001,
 }
+# Keras 3's AdamW decays by default; every other optimizer does not.
+DEFAULT_WEIGHT_DECAY: dict[str, float] = {"adamw": 0.004}
+AMSGRAD_OPTIMIZERS = ("adam", "adamw")  # as Keras: Nadam has no amsgrad
+NO_MOMENTUM_OPTIMIZERS = ("adam", "adamw", "nadam", "adagrad")
 
 MAX_UNITS = 65_536
 MAX_LAYERS = 64
+MAX_CLASSES = 1_000
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -43,36 +86,77 @@ class _Strict(BaseModel):
 
 
 class LayerSpec(_Strict):
+    """One hidden dense layer: activation(x W + b), then dropout (training only)."""
+
     units: Annotated[int, Field(ge=1, le=MAX_UNITS)]
     activation: Activation = "relu"
+    # leaky_relu: the negative slope, 0 <= alpha <= 1 (default 0.01); elu: alpha > 0 (default
+    # 1.0). None means the default; resolved, it is filled in. Other activations take none.
+    alpha: Finite | None = None
+    # Inverted dropout on this layer's output: each unit is zeroed with probability `dropout`
+    # and the others scaled by 1 / (1 - dropout); identity at prediction.
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # L2 penalty l2 * sum(W ** 2) on this layer's weights (not its biases), as Keras' L2.
+    l2: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    # None: the spec's `initializer`, else one suited to the activation (see models.resolve).
+    initializer: Initializer | None = None
+
+    @field_validator("activation")
+    @classmethod
+    def _alias(cls, name: str) -> str:
+        return "silu" if name == "swish" else name
+
+    @model_validator(mode="after")
+    def _alpha_fits(self) -> LayerSpec:
+        alpha = self.alpha
+        if alpha is None:
+            return self
+        if self.activation not in ALPHA_DEFAULTS:
+            raise ValueError(f"alpha applies to leaky_relu and elu, not to {self.activation}")
+        if self.activation == "leaky_relu" and not 0.0 <= alpha <= 1.0:
+            raise ValueError("leaky_relu's alpha (its negative slope) must be in [0, 1]")
+        if self.activation == "elu" and alpha <= 0.0:
+            raise ValueError("elu's alpha must be > 0")
+        return self
 
 
 class OptimizerSpec(_Strict):
     name: OptimizerName = "sgd"
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
-    # None means: 0.9 for sgd (as scikit-learn), 0.0 for rmsprop; adam and adagrad have none.
+    # None means: 0.9 for sgd (as scikit-learn), 0.0 for rmsprop; the Adam family and adagrad
+    # have none.
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     nesterov: bool = False
-    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    # Decoupled: w -= lr * weight_decay * w (weights only). None: 0.004 for adamw, else 0.
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     clipnorm: Annotated[float, Field(gt=0.0)] | None = None
     beta_1: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
     beta_2: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999
     rho: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
     epsilon: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-7
+    # AMSGrad (adam and adamw, as Keras): divide by the running maximum of v.
+    amsgrad: bool = False
 
     @model_validator(mode="after")
     def _fits_optimizer(self) -> OptimizerSpec:
         if self.nesterov and (self.name != "sgd" or self.momentum == 0.0):
             raise ValueError("nesterov applies to sgd with momentum > 0")
-        if self.name in ("adam", "adagrad") and self.momentum:
-            raise ValueError(f"{self.name} has no momentum (adam uses beta_1)")
+        if self.name in NO_MOMENTUM_OPTIMIZERS and self.momentum:
+            raise ValueError(f"{self.name} has no momentum (the Adam family uses beta_1)")
+        if self.amsgrad and self.name not in AMSGRAD_OPTIMIZERS:
+            raise ValueError(f"amsgrad applies to adam and adamw, not to {self.name}")
         return self
 
 
 class ScheduleSpec(_Strict):
-    """Learning-rate schedule, applied once per epoch."""
+    """Learning-rate schedule, applied once per epoch (epochs counted from 0).
+
+    warmup_epochs W (any schedule): epoch e < W uses lr * (e + 1) / (W + 1), a linear ramp that
+    reaches lr at epoch W; the schedule named by `name` then runs from epoch W as if it were
+    its epoch 0, over the remaining epochs - W epochs (plateau watches those epochs only)."""
 
     name: ScheduleName = "constant"
+    warmup_epochs: Annotated[int, Field(ge=0, le=100_000)] = 0
     # step: lr * gamma ** (epoch // step_size); exponential: lr * gamma ** epoch
     step_size: Annotated[int, Field(ge=1)] = 10
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
@@ -83,6 +167,13 @@ class ScheduleSpec(_Strict):
     factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     patience: Annotated[int, Field(ge=0)] = 10
     min_delta: Annotated[float, Field(ge=0.0)] = 1e-4
+    # onecycle (PyTorch OneCycleLR, stepped per epoch; lr is its max_lr): cosine from
+    # lr / div_factor up to lr over the first pct_start of the epochs, then down to
+    # lr / (div_factor * final_div_factor). The learning rate only: momentum is not cycled.
+    # Both factors >= 1, so that lr is the cycle's peak and the end its lowest point.
+    pct_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    div_factor: Annotated[float, Field(ge=1.0, le=1e6)] = 25.0
+    final_div_factor: Annotated[float, Field(ge=1.0, le=1e9)] = 1e4
 
 
 class EarlyStoppingSpec(_Strict):
@@ -101,21 +192,40 @@ class PreprocessingSpec(_Strict):
     impute: Impute = "median"
 
 
+ClassWeights = Annotated[dict[str, Annotated[Finite, Field(ge=0.0)]], Field(max_length=MAX_CLASSES)]
+
+
 class TrainingSpec(_Strict):
     task: Task | None = None
     layers: Annotated[list[LayerSpec], Field(max_length=MAX_LAYERS)] = Field(
         default_factory=lambda: [LayerSpec(units=64, activation="relu")]
     )
     loss: LossName | None = None
+    # The cross-entropies only (Keras semantics): categorical y * (1 - s) + s / K, binary
+    # y * (1 - s) + s / 2; training and validation loss alike (accuracy uses the labels).
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # huber only; None means 1.0 (resolved: filled in for huber, None for other losses).
+    huber_delta: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    # Classification only: per-sample loss weights by class, "balanced" (scikit-learn's
+    # n_samples / (n_classes * count), counted on the training split) or {class: weight} with
+    # the classes as the labels spell them ("cat", "1"); a class left out weighs 1. Training
+    # loss only (as Keras): validation metrics stay unweighted.
+    class_weight: Literal["balanced"] | ClassWeights | None = None
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    # Epochs to train in this run (a warm start continues counting from its model's).
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 20
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 32
     shuffle: bool = True
     validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     early_stopping: EarlyStoppingSpec | None = None
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
-    initializer: Initializer = "he_uniform"
+    # Every layer's weights (hidden and output) unless the layer names its own; None: chosen
+    # per layer (models.resolve). Resolved specs carry each layer's choice and
+    # output_initializer, so this field then only records what the user asked.
+    initializer: Initializer | None = None
+    # The output layer's; None: `initializer`, else glorot_uniform.
+    output_initializer: Initializer | None = None
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     dtype: Literal["float32", "float64"] = "float32"
     max_runtime_seconds: Annotated[float, Field(gt=0.0)] | None = None
@@ -133,6 +243,15 @@ class TrainingSpec(_Strict):
             raise ValueError("monitoring a val_ metric needs validation_split > 0")
         return self
 
+    def monitors(self) -> dict[str, str]:
+        """field -> monitored metric, for the monitors this spec uses."""
+        used: dict[str, str] = {}
+        if self.schedule.name == "plateau":
+            used["schedule.monitor"] = self.schedule.monitor
+        if self.early_stopping is not None:
+            used["early_stopping.monitor"] = self.early_stopping.monitor
+        return used
+
 
 def parse_spec(spec: TrainingSpec | dict[str, Any] | None) -> TrainingSpec:
     if spec is None:
@@ -142,52 +261,9 @@ def parse_spec(spec: TrainingSpec | dict[str, Any] | None) -> TrainingSpec:
     return TrainingSpec.model_validate(spec)
 
 
-MAX_CLASSES = 1_000
-
-
-def resolve_spec(
-    spec: TrainingSpec | dict[str, Any] | None,
-    *,
-    task: Task,
-    n_classes: int,
-    numeric_labels: bool = True,
-) -> TrainingSpec:
-    """Fill every data-dependent default: task, loss and the optimizer's learning rate.
-
-    `task` is what the data suggests, `n_classes` the number of distinct labels.
-    """
-    spec = parse_spec(spec)
-    task = spec.task or task
-    if task == "classification":
-        if n_classes < 2:
-            raise SpecError(
-                "task", f"classification needs at least 2 classes, the label has {n_classes}"
-            )
-        if n_classes > MAX_CLASSES:
-            raise SpecError(
-                "task", f"{n_classes} distinct labels is too many classes (at most {MAX_CLASSES})"
-            )
-        loss = spec.loss or "categorical_crossentropy"
-        if loss == "binary_crossentropy" and n_classes != 2:
-            raise SpecError(
-                "loss", f"binary_crossentropy needs 2 classes, the label has {n_classes}"
-            )
-    else:
-        if not numeric_labels:
-            raise SpecError("task", "regression needs a numeric label")
-        loss = spec.loss or "mse"
-    if loss not in (CLASSIFICATION_LOSSES if task == "classification" else REGRESSION_LOSSES):
-        raise SpecError("loss", f"{loss!r} does not fit task {task!r}")
-    opt = spec.optimizer
-    lr = opt.learning_rate or DEFAULT_LEARNING_RATE[opt.name]
-    momentum = opt.momentum if opt.momentum is not None else (0.9 if opt.name == "sgd" else 0.0)
-    return spec.model_copy(
-        update={
-            "task": Task(task),
-            "loss": loss,
-            "optimizer": opt.model_copy(update={"learning_rate": lr, "momentum": momentum}),
-        }
-    )
+def monitor_mode(monitor: str) -> str:
+    metric = monitor.removeprefix("val_").removeprefix("train_")
+    return "max" if metric in MAXIMIZED_METRICS else "min"
 
 
 def layer_sizes(spec: TrainingSpec, n_inputs: int, n_outputs: int) -> list[int]:

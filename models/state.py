@@ -3,6 +3,7 @@
 The bytes are an `.npz` archive: arrays for the weights and optimizer buffers, plus one JSON
 string (`state.json`) for the rest (epoch, RNG state, schedule and early-stopping state, history,
 the resolved spec and a fingerprint of the training data). Loaded with `allow_pickle=False`.
+The shuffling generator also draws the dropout masks, so its state covers those too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class TrainingState:
     early_stopping_state: dict[str, Any]
     best_theta: Array | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # A warm-started run's init_model (its epochs and a checksum of its weights), else None:
+    # resuming needs the same one. States saved before warm starts existed have none.
+    warm_start: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         arrays: dict[str, Array] = {"theta": self.theta}
@@ -51,6 +55,7 @@ class TrainingState:
             "schedule_state": self.schedule_state,
             "early_stopping_state": self.early_stopping_state,
             "history": self.history,
+            "warm_start": self.warm_start,
         }
         buf = io.BytesIO()
         arrays["state.json"] = np.array(json.dumps(meta))
@@ -83,6 +88,7 @@ class TrainingState:
                 early_stopping_state=meta["early_stopping_state"],
                 best_theta=best,
                 history=meta["history"],
+                warm_start=meta.get("warm_start"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ArtifactError):

@@ -1,9 +1,10 @@
 """Training: raw data and a spec in, a trained `Model` and its per-epoch history out.
 
 `train()` prepares the data (split, preprocessing fitted on the training split), builds the
-network, and runs `fit()`: epochs of shuffled mini-batches, forward, fused loss gradient, backward,
-optimizer step. Progress leaves through callbacks only; this module touches no file, database
-or log.
+network, and runs `fit()`: epochs of shuffled mini-batches, forward (with dropout masks when a
+layer asks), fused loss gradient (class-weighted when asked), backward, L2 penalty, optimizer
+step. A feature the spec leaves off costs the step loop no numpy call. Progress leaves through
+callbacks only; this module touches no file, database or log.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from functools import partial
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
 
-from models.errors import DivergenceError, ResumeError
+from models import warm_start
+from models.errors import DivergenceError, ResumeError, SpecError
 from models.losses import Loss, make_loss
 from models.model import Model
-from models.network import Network
+from models.network import Network, initializers, network_for
 from models.optim import make_optimizer
 from models.prepared import PreparedData, n_outputs, prepare_data
+from models.regularization import L2Penalty
+from models.resolve import complete_spec
 from models.schedules import EarlyStopping, Schedule
 from models.spec import TrainingSpec, layer_sizes, parse_spec
 from models.state import TrainingState
@@ -36,7 +41,8 @@ EVAL_CHUNK = 8192
 
 @dataclass
 class EpochEnd:
-    """What `on_epoch` receives after each completed epoch."""
+    """What `on_epoch` receives after each completed epoch. A warm start counts on from its
+    init_model's epochs: `epoch` and `epochs` include them, as the history's epochs do."""
 
     epoch: int  # 1-based, epochs completed so far
     epochs: int
@@ -93,6 +99,16 @@ def regression_metrics(pred: Array, y: Array) -> dict[str, float]:
     }
 
 
+def saved_spec_matches(saved: dict[str, Any], spec_json: dict[str, Any]) -> bool:
+    """A saved spec read by today's TrainingSpec and completed: a state saved before a field
+    existed lacks it, and still matches when the field's default means the old behaviour."""
+    try:
+        parsed = complete_spec(TrainingSpec.model_validate(saved))
+    except (ValidationError, ValueError):
+        return False
+    return parsed.model_dump(mode="json") == spec_json
+
+
 def fit(
     net: Network,
     data: PreparedData,
@@ -102,21 +118,28 @@ def fit(
     resume: TrainingState | None = None,
     on_epoch: Callable[[EpochEnd], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    warm: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], StopReason, TrainingState]:
-    """Train `net` in place; returns the history, why it stopped, and the final state."""
+    """Train `net` in place; returns the history, why it stopped, and the final state.
+
+    `warm` is a warm start's `warm_start.marker`: the history's epochs count on from its."""
     assert spec.loss is not None and spec.optimizer.learning_rate is not None
-    loss_fn = make_loss(spec.loss)
+    loss_fn = make_loss(spec.loss, huber_delta=spec.huber_delta)
     optimizer = make_optimizer(spec.optimizer, net.theta, net.weight_mask())
     schedule = Schedule(spec.schedule, spec.optimizer.learning_rate, spec.epochs)
     stopper = EarlyStopping(spec.early_stopping)
+    penalty = L2Penalty.for_network(net, [layer.l2 for layer in spec.layers])
     history: list[dict[str, Any]] = []
     fingerprint = data.fingerprint()
     spec_json = spec.model_dump(mode="json")
-    first_epoch = 0
+    offset = 0 if warm is None else int(warm["epochs"])
+    first_epoch = 0  # of this run, 0-based
 
     if resume is not None:
-        if resume.spec != spec_json:
+        if not saved_spec_matches(resume.spec, spec_json):
             raise ResumeError("the saved state was trained with a different spec")
+        if resume.warm_start != warm:  # before the data: another model preprocesses it otherwise
+            raise ResumeError("the saved state was warm-started from a different init_model")
         if resume.data_fingerprint != fingerprint:
             raise ResumeError("the saved state was trained on different data")
         if resume.theta.shape != net.theta.shape:
@@ -127,7 +150,7 @@ def fit(
         schedule.load_state(resume.schedule_state)
         stopper.load_state(resume.early_stopping_state, resume.best_theta)
         history = [dict(h) for h in resume.history]
-        first_epoch = resume.epoch
+        first_epoch = resume.epoch - offset
 
     def snapshot(epoch: int) -> TrainingState:
         buffers, meta = optimizer.state()
@@ -143,16 +166,20 @@ def fit(
             early_stopping_state=stopper.state(),
             best_theta=None if stopper.best_theta is None else stopper.best_theta.copy(),
             history=[dict(h) for h in history],
+            warm_start=warm,
         )
 
-    x_all, t_all, labels_all = data.x_train, data.t_train, data.labels_train
+    x_all, t_all, labels_all, w_all = data.x_train, data.t_train, data.labels_train, data.w_train
     n = x_all.shape[0]
     batch_size = min(spec.batch_size, n)
     if spec.shuffle:
         x_epoch, t_epoch = np.empty_like(x_all), np.empty_like(t_all)
         labels_epoch = None if labels_all is None else np.empty_like(labels_all)
+        w_epoch = None if w_all is None else np.empty_like(w_all)
     else:
-        x_epoch, t_epoch, labels_epoch = x_all, t_all, labels_all
+        x_epoch, t_epoch, labels_epoch, w_epoch = x_all, t_all, labels_all, w_all
+    # Dropout masks come from the shuffling generator: its saved state covers them.
+    dropout_rng = shuffle_rng if net.has_dropout else None
     # The time budget covers the whole run: a resumed run has already spent its epochs' seconds.
     deadline = None
     if spec.max_runtime_seconds is not None:
@@ -171,6 +198,8 @@ def fit(
             np.take(t_all, order, axis=0, out=t_epoch)
             if labels_all is not None and labels_epoch is not None:
                 np.take(labels_all, order, out=labels_epoch)
+            if w_all is not None and w_epoch is not None:
+                np.take(w_all, order, axis=0, out=w_epoch)
 
         loss_sum, correct, interrupted = 0.0, 0, False
         for batch, i in enumerate(range(0, n, batch_size), start=1):
@@ -181,16 +210,19 @@ def fit(
                 break
             xb, tb = x_epoch[i : i + batch_size], t_epoch[i : i + batch_size]
             ws = net.workspace(xb.shape[0])
-            z = net.forward(xb, ws)
+            z = net.forward(xb, ws, dropout_rng)
             if labels_epoch is not None:
                 correct += int(
                     np.count_nonzero(_predicted_classes(z) == labels_epoch[i : i + batch_size])
                 )
-            value, dz = loss_fn.value_and_grad(z, tb, out=ws.dlogits, scale=grad_scale)
+            wb = None if w_epoch is None else w_epoch[i : i + batch_size]
+            value, dz = loss_fn.value_and_grad(z, tb, out=ws.dlogits, scale=grad_scale, weights=wb)
             if not math.isfinite(value):
-                raise DivergenceError(epoch + 1, batch, lr)
-            loss_sum += value * xb.shape[0]
+                raise DivergenceError(offset + epoch + 1, batch, lr)
             net.backward(dz, ws)
+            if penalty is not None:  # non-finite weights are caught at the epoch's end
+                value += penalty.apply(grad_scale)
+            loss_sum += value * xb.shape[0]
             optimizer.step(net.theta, net.grad, lr)
 
         if interrupted:
@@ -201,9 +233,10 @@ def fit(
             )
             break
         if not np.isfinite(net.theta).all():
-            raise DivergenceError(epoch + 1, -(-n // batch_size), lr)
+            raise DivergenceError(offset + epoch + 1, -(-n // batch_size), lr)
 
-        metrics: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / n}
+        done = offset + epoch + 1
+        metrics: dict[str, Any] = {"epoch": done, "train_loss": loss_sum / n}
         if labels_all is not None:
             metrics["train_accuracy"] = correct / n
         if data.x_val.shape[0]:
@@ -212,16 +245,16 @@ def fit(
         metrics["learning_rate"] = lr
         metrics["seconds"] = time.perf_counter() - started
         history.append(metrics)
-        schedule.update(metrics)
+        schedule.update(epoch, metrics)
         stop = stopper.update(epoch + 1, metrics, net.theta)
         np.copyto(epoch_start_theta, net.theta)
         if on_epoch is not None:
-            on_epoch(EpochEnd(epoch + 1, spec.epochs, metrics, partial(snapshot, epoch + 1)))
+            on_epoch(EpochEnd(done, offset + spec.epochs, metrics, partial(snapshot, done)))
         if stop:
             stop_reason = "early_stopping"
             break
 
-    final_state = snapshot(len(history))
+    final_state = snapshot(offset + len(history))
     es = spec.early_stopping
     if stopper.best_theta is not None and es is not None and es.restore_best_weights:
         np.copyto(net.theta, stopper.best_theta)
@@ -238,12 +271,15 @@ def train(
     on_epoch: Callable[[EpochEnd], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     resume: TrainingState | None = None,
+    init_model: Model | None = None,
 ) -> TrainResult:
     """Train a dense network on raw features `X` and labels `y`.
 
     `spec` is a `TrainingSpec` or its dict; `on_epoch` is called after every epoch with an
     `EpochEnd`; `should_stop` is polled between batches (cancellation). Pass `resume` (a saved
-    `TrainingState`) to continue a run exactly where that state left it.
+    `TrainingState`) to continue a run exactly where that state left it. Pass `init_model` (a
+    trained `Model`) to warm-start from its weights and preprocessing (models.warm_start); the
+    spec's `epochs` are this run's, and the history counts on from the model's epochs.
     """
     spec = parse_spec(spec)
     init_seq, split_seq, shuffle_seq = np.random.SeedSequence(spec.seed).spawn(3)
@@ -254,10 +290,21 @@ def train(
         feature_names=feature_names,
         feature_types=feature_types,
         split_rng=np.random.default_rng(split_seq),
+        parent=init_model,
     )
     sizes = layer_sizes(resolved, data.preprocessor.n_inputs, n_outputs(data))
-    net = Network(sizes, [layer.activation for layer in resolved.layers], resolved.dtype)
-    net.initialize(resolved.initializer, np.random.default_rng(init_seq))
+    net = network_for(resolved, sizes)
+    warm: dict[str, Any] | None = None
+    if init_model is None:
+        net.initialize(initializers(resolved), np.random.default_rng(init_seq))
+    else:
+        if init_model.network.sizes != sizes:
+            raise SpecError(
+                "init_model",
+                f"the model's layer sizes are {init_model.network.sizes}, this run's {sizes}",
+            )
+        np.copyto(net.theta, init_model.network.theta, casting="same_kind")
+        warm = warm_start.marker(init_model)
     history, stop_reason, final_state = fit(
         net,
         data,
@@ -266,6 +313,7 @@ def train(
         resume=resume,
         on_epoch=on_epoch,
         should_stop=should_stop,
+        warm=warm,
     )
     model = Model(
         spec=resolved,
@@ -273,6 +321,7 @@ def train(
         preprocessor=data.preprocessor,
         label_encoder=data.label_encoder,
         target_scaler=data.target_scaler,
+        epochs_trained=(0 if warm is None else int(warm["epochs"])) + len(history),
     )
     model.metrics = final_metrics(model, data)
     return TrainResult(

@@ -10,7 +10,7 @@ from onnx import helper
 
 from core.errors import NotSupported
 from core.onnx_export.graph import Graph
-from models.activations import ELU, Activation, LeakyReLU
+from models.activations import ELU, GELU, SELU, Activation, LeakyReLU, SiLU, Softplus
 from models.model import Model
 from models.network import Network
 
@@ -19,18 +19,39 @@ _PLAIN = {"linear": None, "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
 def _activation(g: Graph, act: Activation, z: str, dtype: np.dtype[np.floating]) -> str:
+    """``act`` on ``z`` in the network's dtype, spelled out in basic operators where
+    onnxruntime lacks a float64 kernel or computes another formula than the engine's."""
+
+    def c(name: str, value: float) -> str:
+        return g.const(name, np.asarray(value, dtype=dtype))
+
     if isinstance(act, LeakyReLU):
         # max(z, alpha * z) with alpha in the network's dtype, exactly as the engine computes it.
-        alpha = g.const("alpha", np.asarray(act.alpha, dtype=dtype))
-        return g.op("Max", [z, g.op("Mul", [z, alpha])])
-    if isinstance(act, ELU):
-        # Spelled out: onnxruntime has no float64 Elu. alpha * (exp(min(z, 0)) - 1) where z <= 0,
-        # the min keeping exp() from overflowing in the branch Where discards.
-        zero = g.const("zero", np.zeros((), dtype=dtype))
-        one = g.const("one", np.ones((), dtype=dtype))
-        alpha = g.const("alpha", np.asarray(act.alpha, dtype=dtype))
-        negative = g.op("Mul", [alpha, g.op("Sub", [g.op("Exp", [g.op("Min", [z, zero])]), one])])
-        return g.op("Where", [g.op("LessOrEqual", [z, zero]), negative, z])
+        return g.op("Max", [z, g.op("Mul", [z, c("alpha", act.alpha)])])
+    if isinstance(act, ELU | SELU):
+        # alpha * (exp(min(z, 0)) - 1) where z <= 0 (scaled, for selu), the min keeping exp()
+        # from overflowing in the branch Where discards.
+        alpha = act.alpha if isinstance(act, ELU) else SELU.ALPHA
+        zero = c("zero", 0.0)
+        expm1 = g.op("Sub", [g.op("Exp", [g.op("Min", [z, zero])]), c("one", 1.0)])
+        out = g.op(
+            "Where", [g.op("LessOrEqual", [z, zero]), g.op("Mul", [c("alpha", alpha), expm1]), z]
+        )
+        return out if isinstance(act, ELU) else g.op("Mul", [out, c("scale", SELU.SCALE)])
+    if isinstance(act, Softplus):
+        # log(1 + e^z) = max(z, 0) + log(1 + e^-|z|): no overflow for large z.
+        tail = g.op(
+            "Log", [g.op("Add", [c("one", 1.0), g.op("Exp", [g.op("Neg", [g.op("Abs", [z])])])])]
+        )
+        return g.op("Add", [g.op("Relu", [z]), tail])
+    if isinstance(act, SiLU):
+        return g.op("Mul", [z, g.op("Sigmoid", [z])])
+    if isinstance(act, GELU):
+        # 0.5 z (1 + tanh(C (z + K z^3))), the tanh approximation the engine trains with.
+        inner = g.op("Add", [c("one", 1.0), g.op("Mul", [c("k", GELU.K), g.op("Mul", [z, z])])])
+        t = g.op("Tanh", [g.op("Mul", [c("c", GELU.C), g.op("Mul", [z, inner])])])
+        half = g.op("Mul", [c("half", 0.5), g.op("Add", [c("one", 1.0), t])])
+        return g.op("Mul", [z, half])
     if act.name not in _PLAIN:
         raise NotSupported(
             f"ONNX export does not know the activation {act.name!r}", code="onnx_unsupported"
@@ -77,14 +98,15 @@ def outputs(g: Graph, model: Model, z: str) -> list[onnx.ValueInfoProto]:
         # predict answers (N,) for one target
         g.op("Squeeze", [v, g.const("axis", np.asarray([1], dtype=np.int64))], out="value")
         return [helper.make_tensor_value_info("value", onnx.TensorProto.DOUBLE, ["N"])]
+    # Probabilities in float64 from the logits, as the engine's losses compute them: float32
+    # saturates to an exact 0 or 1 near |z| = 17.
+    z64 = g.cast(z, _FLOAT64, source=dtype)
     if model.spec.loss == "binary_crossentropy":
-        # One logit: p of the second class, computed in the network's dtype; 1 - p in float64.
-        p = g.cast(g.op("Sigmoid", [z]), _FLOAT64, source=dtype)
-        q = g.op("Sub", [g.const("one", np.ones((1, 1))), p])
+        # One logit: [sigmoid(-z), sigmoid(z)], each column from its own logit (never 1 - p).
+        q, p = g.op("Sigmoid", [g.op("Neg", [z64])]), g.op("Sigmoid", [z64])
         probabilities = g.op("Concat", [q, p], axis=1, out="probabilities")
     else:
-        p = g.cast(g.op("Softmax", [z], axis=1), _FLOAT64, source=dtype)
-        probabilities = g.op("Identity", [p], out="probabilities")
+        probabilities = g.op("Softmax", [z64], axis=1, out="probabilities")
     labels, label_type = class_labels(list(model.label_encoder.classes))
     # ArgMax keeps the first of equal maxima, as numpy's argmax does.
     index = g.op("ArgMax", [probabilities], axis=1, keepdims=0)

@@ -95,6 +95,7 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
             task=dataset.task,
             n_classes=n_classes,
             numeric_labels=numeric_labels,
+            classes=classes or None,
         )
     except SpecError as exc:
         raise _spec_error(exc) from None

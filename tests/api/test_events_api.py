@@ -211,7 +211,7 @@ def test_openapi_publishes_the_training_spec(api: TestClient) -> None:
     assert spec["additionalProperties"] is False
     assert spec["properties"]["epochs"]["default"] == 20
     optimizer = schemas["OptimizerSpec"]["properties"]["name"]
-    assert optimizer["enum"] == ["sgd", "adam", "rmsprop", "adagrad"]
+    assert optimizer["enum"] == ["sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad"]
     ref = {"allOf": [{"$ref": "#/components/schemas/TrainingSpec"}]}
     for model in ("RunIn", "RunOut", "ValidateOut"):
         assert schemas[model]["properties"]["spec"].items() >= ref.items(), model

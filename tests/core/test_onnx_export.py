@@ -23,7 +23,9 @@ from tests.api.image_archives import digits_as_pngs
 
 TOLERANCE = 1e-5
 NAN = float("nan")
-ACTIVATIONS = ["relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear"]
+ACTIVATIONS = [
+    "relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear", "selu", "softplus", "silu", "gelu",
+]  # fmt: skip
 
 
 def small_spec(**overrides: Any) -> dict[str, Any]:
@@ -110,6 +112,33 @@ def test_each_activation(activation: str, dtype: str) -> None:
     # Rows well outside the training range drive every unit into its nonlinear region.
     rows = np.vstack([X, X * 3.0 - 5.0])
     assert_same_classification(model, run(exported(model), {"input": rows}), rows)
+
+
+def test_alpha_and_dropout_layers() -> None:
+    """A set alpha is exported as trained; dropout is training-only (predict is the identity)."""
+    X, y = load_iris(return_X_y=True)
+    layers = [
+        {"units": 12, "activation": "leaky_relu", "alpha": 0.3, "dropout": 0.25, "l2": 1e-3},
+        {"units": 8, "activation": "elu", "alpha": 0.4, "dropout": 0.1},
+    ]
+    model = train(X, y, small_spec(layers=layers)).model
+    rows = np.vstack([X, X * 3.0 - 5.0])
+    assert_same_classification(model, run(exported(model), {"input": rows}), rows)
+
+
+def test_saturated_binary_probabilities_are_neither_0_nor_1() -> None:
+    """Logits around +-25 (float32 sigmoid is exactly 1.0 from 17): both answers in float64."""
+    X, y = load_iris(return_X_y=True)
+    target = (y > 0).astype(int)
+    spec = small_spec(loss="binary_crossentropy", task="classification", epochs=40)
+    model = train(X, target, {**spec, "optimizer": {"name": "adam", "learning_rate": 0.1}}).model
+    candidates = np.vstack([X * scale for scale in np.linspace(-8.0, 8.0, 33)])
+    z = np.abs(model._logits(candidates)[:, 0])
+    rows = candidates[(z > 18) & (z < 35)]
+    assert len(rows) >= 10, np.sort(z)
+    out = run(exported(model), {"input": rows})
+    assert_same_classification(model, out, rows)
+    assert out["probabilities"].min() > 0.0 and out["probabilities"].max() < 1.0
 
 
 def test_no_hidden_layer() -> None:

@@ -54,7 +54,7 @@ def test_api_example_is_accepted_verbatim() -> None:
     [
         ({"epochs": 0}, ("epochs",)),
         ({"optimizer": {"learning_rate": -1}}, ("optimizer", "learning_rate")),
-        ({"layers": [{"units": 8, "activation": "swish"}]}, ("layers", 0, "activation")),
+        ({"layers": [{"units": 8, "activation": "mish"}]}, ("layers", 0, "activation")),
         ({"layers": [{"units": 0}]}, ("layers", 0, "units")),
         ({"batch_size": 0}, ("batch_size",)),
         ({"validation_split": 1.0}, ("validation_split",)),

@@ -48,22 +48,29 @@ OPTIMIZERS = [
     {"name": "adam", "learning_rate": 0.01, "clipnorm": 1.0},
     {"name": "rmsprop", "learning_rate": 0.005, "momentum": 0.5},
     {"name": "adagrad", "learning_rate": 0.05},
+    {"name": "nadam", "learning_rate": 0.01},
+    {"name": "adamw", "learning_rate": 0.01, "amsgrad": True},
 ]
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     k=st.integers(1, 5),
     optimizer=st.sampled_from(OPTIMIZERS),
-    schedule=st.sampled_from(["constant", "cosine", "plateau", "step"]),
+    schedule=st.sampled_from(["constant", "cosine", "plateau", "step", "onecycle"]),
+    warmup=st.integers(0, 3),
+    dropout=st.sampled_from([0.0, 0.3]),
 )
-def test_resume_from_any_epoch_is_exact(iris, seed, k, optimizer, schedule) -> None:
+def test_resume_from_any_epoch_is_exact(
+    iris, seed, k, optimizer, schedule, warmup, dropout
+) -> None:
     x, y = iris
     spec = small_spec(
         seed=seed,
+        layers=[{"units": 16, "activation": "relu", "dropout": dropout}],
         optimizer=optimizer,
-        schedule={"name": schedule, "patience": 1, "step_size": 2},
+        schedule={"name": schedule, "patience": 1, "step_size": 2, "warmup_epochs": warmup},
         early_stopping={"monitor": "val_loss", "patience": 50},
     )
     full, state_bytes = train_with_checkpoint(x, y, spec, k)
@@ -71,6 +78,39 @@ def test_resume_from_any_epoch_is_exact(iris, seed, k, optimizer, schedule) -> N
     assert np.array_equal(full.model.network.theta, resumed.model.network.theta)
     assert comparable(full.history) == comparable(resumed.history)
     assert [h["epoch"] for h in resumed.history] == list(range(1, 7))
+
+
+def old_state_bytes(state_bytes: bytes, spec: dict) -> bytes:
+    """The state as the engine wrote it before this vocabulary: no warm_start key, and the
+    resolved spec without the fields added since."""
+    import io
+    import json
+
+    with np.load(io.BytesIO(state_bytes), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(arrays["state.json"]))
+    del meta["warm_start"]
+    meta["spec"] = spec
+    arrays["state.json"] = np.array(json.dumps(meta))
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def test_a_state_saved_before_the_new_fields_still_resumes(iris) -> None:
+    from tests.models.test_spec_vocabulary import OLD_RESOLVED
+
+    x, y = iris
+    full, state_bytes = train_with_checkpoint(x, y, OLD_RESOLVED, 1)
+    old = TrainingState.from_bytes(old_state_bytes(state_bytes, OLD_RESOLVED))
+    assert old.warm_start is None and "dropout" not in old.spec["layers"][0]
+    resumed = train(x, y, OLD_RESOLVED, resume=old)
+    assert np.array_equal(resumed.model.network.theta, full.model.network.theta)
+    assert comparable(resumed.history) == comparable(full.history)
+    # Without its stored initializer the old spec now means glorot_uniform: another run.
+    new_meaning = {k: v for k, v in OLD_RESOLVED.items() if k != "initializer"}
+    with pytest.raises(ResumeError, match="different spec"):
+        train(x, y, new_meaning, resume=old)
 
 
 def test_resume_in_a_fresh_process_is_exact(iris, tmp_path) -> None:

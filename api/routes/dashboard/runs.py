@@ -17,6 +17,7 @@ from core import datasets, predictions
 from core import runs as run_service
 from core.errors import InvalidInput
 from core.runs.browse import browse_runs
+from models.activations import ALIASES as ACTIVATION_ALIASES
 from models.spec import Activation, OptimizerName, TrainingSpec
 from store.tables import MAX_NAME_CHARS, RunStatus
 
@@ -86,7 +87,8 @@ def new_run_page(
         datasets=_dataset_choices(session, user.principal.tenant_id),
         selected=dataset_id,
         defaults=defaults,
-        activations=get_args(Activation),
+        # One name each: the form leaves out aliases (swish is silu).
+        activations=[a for a in get_args(Activation) if a not in ACTIVATION_ALIASES],
         optimizers=get_args(OptimizerName),
     )
 
