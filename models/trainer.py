@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from models import warm_start
 from models.errors import DivergenceError, ResumeError, SpecError
-from models.losses import Loss, make_loss
+from models.evaluation import evaluate_validation, final_metrics, predicted_classes
+from models.losses import make_loss
 from models.model import Model
 from models.network import Network, initializers, network_for
 from models.optim import make_optimizer
@@ -31,12 +32,9 @@ from models.resolve import complete_spec
 from models.schedules import EarlyStopping, Schedule
 from models.spec import TrainingSpec, layer_sizes, parse_spec
 from models.state import TrainingState
-from models.types import Array
 from models.vocabulary import FeatureType
 
 StopReason = Literal["completed", "early_stopping", "time_limit", "cancelled"]
-
-EVAL_CHUNK = 8192
 
 
 @dataclass
@@ -62,41 +60,6 @@ class TrainResult:
     spec: TrainingSpec  # resolved: every default filled in
     final_state: TrainingState | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-def _predicted_classes(z: Array) -> Array:
-    return (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(axis=1)
-
-
-def evaluate_validation(net: Network, loss_fn: Loss, data: PreparedData) -> dict[str, float]:
-    """Validation loss, plus accuracy or mae/rmse/r2 (in the label's own units)."""
-    loss_sum, correct, outputs = 0.0, 0, []
-    for i in range(0, data.x_val.shape[0], EVAL_CHUNK):
-        z = net.logits(data.x_val[i : i + EVAL_CHUNK])
-        value, _ = loss_fn.value_and_grad(z, data.t_val[i : i + EVAL_CHUNK])  # z stays intact
-        loss_sum += value * z.shape[0]
-        if data.labels_val is not None:
-            predicted = _predicted_classes(z)
-            correct += int(np.count_nonzero(predicted == data.labels_val[i : i + EVAL_CHUNK]))
-        outputs.append(z)
-    n = data.x_val.shape[0]
-    metrics = {"loss": loss_sum / n}
-    if data.labels_val is not None:
-        metrics["accuracy"] = correct / n
-    elif data.target_scaler is not None and data.y_val is not None:
-        pred = data.target_scaler.inverse(np.concatenate(outputs))
-        metrics.update(regression_metrics(pred, data.y_val))
-    return metrics
-
-
-def regression_metrics(pred: Array, y: Array) -> dict[str, float]:
-    residual = pred - y
-    ss_tot = float(((y - y.mean(axis=0)) ** 2).sum())
-    return {
-        "mae": float(np.abs(residual).mean()),
-        "rmse": float(np.sqrt((residual**2).mean())),
-        "r2": 1.0 - float((residual**2).sum()) / ss_tot if ss_tot > 0 else 0.0,
-    }
 
 
 def saved_spec_matches(saved: dict[str, Any], spec_json: dict[str, Any]) -> bool:
@@ -170,6 +133,15 @@ def fit(
         )
 
     x_all, t_all, labels_all, w_all = data.x_train, data.t_train, data.labels_train, data.w_train
+    # What early stopping and the plateau schedule watch is computed every epoch, whatever its cost.
+    monitored = frozenset(
+        m
+        for m in (
+            spec.early_stopping.monitor if spec.early_stopping else None,
+            spec.schedule.monitor if spec.schedule.name == "plateau" else None,
+        )
+        if m is not None
+    )
     n = x_all.shape[0]
     batch_size = min(spec.batch_size, n)
     if spec.shuffle:
@@ -213,7 +185,7 @@ def fit(
             z = net.forward(xb, ws, dropout_rng)
             if labels_epoch is not None:
                 correct += int(
-                    np.count_nonzero(_predicted_classes(z) == labels_epoch[i : i + batch_size])
+                    np.count_nonzero(predicted_classes(z) == labels_epoch[i : i + batch_size])
                 )
             wb = None if w_epoch is None else w_epoch[i : i + batch_size]
             value, dz = loss_fn.value_and_grad(z, tb, out=ws.dlogits, scale=grad_scale, weights=wb)
@@ -240,7 +212,7 @@ def fit(
         if labels_all is not None:
             metrics["train_accuracy"] = correct / n
         if data.x_val.shape[0]:
-            val = evaluate_validation(net, loss_fn, data)
+            val = evaluate_validation(net, loss_fn, data, monitored=monitored)
             metrics.update({f"val_{k}": v for k, v in val.items()})
         metrics["learning_rate"] = lr
         metrics["seconds"] = time.perf_counter() - started
@@ -331,40 +303,3 @@ def train(
         spec=resolved,
         final_state=final_state,
     )
-
-
-_PLOT_POINTS = 500
-
-
-def final_metrics(model: Model, data: PreparedData) -> dict[str, Any]:
-    """Accuracy and confusion matrix, or RMSE/MAE/R², on the validation split (else training)."""
-    on_validation = data.x_val.shape[0] > 0
-    x = data.x_val if on_validation else data.x_train[:, :-1]
-    z = model.network.logits(x)
-    metrics: dict[str, Any] = {
-        "split": "validation" if on_validation else "train",
-        "n": len(x),
-    }
-    if data.label_encoder is not None:
-        labels = data.labels_val if on_validation else data.labels_train
-        assert labels is not None
-        predicted = _predicted_classes(z)
-        k = len(data.label_encoder.classes)
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (labels, predicted), 1)
-        metrics["accuracy"] = float(np.mean(predicted == labels))
-        metrics["confusion_matrix"] = confusion.tolist()
-    elif data.target_scaler is not None:
-        y = data.y_val if on_validation else data.target_scaler.inverse(data.t_train)
-        assert y is not None
-        predicted_values = data.target_scaler.inverse(z)
-        metrics.update(regression_metrics(predicted_values, y))
-        # Enough points for a predicted-vs-actual plot; evenly spaced, so it is deterministic.
-        picks = np.linspace(0, len(y) - 1, min(len(y), _PLOT_POINTS)).round().astype(np.int64)
-        metrics["predicted_vs_actual"] = [
-            [float(a), float(p)]
-            for a, p in zip(
-                y.reshape(len(y), -1)[picks, 0], predicted_values[picks, 0], strict=True
-            )
-        ]
-    return metrics
