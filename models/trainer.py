@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from models import warm_start
 from models.errors import DivergenceError, ResumeError, SpecError
 from models.evaluation import evaluate_validation, final_metrics, predicted_classes
+from models.fpenv import subnormals_flushed
 from models.losses import make_loss
 from models.model import Model
 from models.network import Network, initializers, network_for
@@ -277,16 +278,17 @@ def train(
             )
         np.copyto(net.theta, init_model.network.theta, casting="same_kind")
         warm = warm_start.marker(init_model)
-    history, stop_reason, final_state = fit(
-        net,
-        data,
-        resolved,
-        shuffle_rng=np.random.default_rng(shuffle_seq),
-        resume=resume,
-        on_epoch=on_epoch,
-        should_stop=should_stop,
-        warm=warm,
-    )
+    with subnormals_flushed():
+        history, stop_reason, final_state = fit(
+            net,
+            data,
+            resolved,
+            shuffle_rng=np.random.default_rng(shuffle_seq),
+            resume=resume,
+            on_epoch=on_epoch,
+            should_stop=should_stop,
+            warm=warm,
+        )
     model = Model(
         spec=resolved,
         network=net,
