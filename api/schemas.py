@@ -143,7 +143,13 @@ class RunIn(BaseModel):
                     "dataset_id": "8c3f2a1e-5b7d-4e8a-9c1f-2d3e4f5a6b7c",
                     "name": "digits-mlp",
                     "spec": _SPEC_EXAMPLE,
-                }
+                },
+                {
+                    "dataset_id": "8c3f2a1e-5b7d-4e8a-9c1f-2d3e4f5a6b7c",
+                    "name": "digits-mlp-10-more",
+                    "spec": {**_SPEC_EXAMPLE, "epochs": 10},
+                    "init_from_model_id": "3f6b0c2d-9a4e-4b1f-8c7d-5e2a1b0c9d8e",
+                },
             ]
         },
     )
@@ -154,6 +160,14 @@ class RunIn(BaseModel):
     spec: SpecJson = Field(
         default_factory=dict,
         description="TrainingSpec: every field optional; unknown fields are rejected",
+    )
+    init_from_model_id: uuid.UUID | None = Field(
+        default=None,
+        description="Warm start: begin from this model's weights and preprocessing. A spec "
+        "field left out is the model's (each top-level field whole). The model must be yours "
+        "and fit the dataset and spec (same features, classes, task, loss, preprocessing and "
+        "hidden layers), else 422 naming what differs. `spec.epochs` are this run's; the "
+        "history's epochs count on from the model's.",
     )
 
     @field_validator("spec")
@@ -211,6 +225,11 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     model_id: uuid.UUID | None
+    parent_model_id: uuid.UUID | None = Field(
+        description="The model this run was warm-started from (init_from_model_id), else null. "
+        "Its progress counts on from that model's epochs: `progress.epoch` starts at them, "
+        "`progress.epochs` is them plus `spec.epochs`, `fraction` is this run's share done."
+    )
 
     @classmethod
     def from_row(cls, run: Any) -> RunOut:
@@ -242,6 +261,7 @@ class RunOut(BaseModel):
             started_at=run.started_at,
             finished_at=run.finished_at,
             model_id=run.model_id,
+            parent_model_id=run.init_model_id,
         )
 
 

@@ -8,6 +8,7 @@
         print(epoch["epoch"], epoch["val_loss"])
     model = run.wait()  # a Model, or raises RunFailed(code, message)
     model.predict_proba(X)
+    more = client.train(ds, {"epochs": 10}, init_from=model)  # 10 more epochs, from its weights
 
 Needs httpx and numpy (plus tenacity and httpx-sse); pandas or polars DataFrames are accepted
 when installed. 429 and 503 answers are retried with backoff, honouring ``Retry-After``.
@@ -179,16 +180,32 @@ class Client:
         *,
         name: str | None = None,
         idempotency_key: str | None = None,
+        init_from: Model | str | None = None,
     ) -> Run:
         """Start a run. Safe to retry: every call carries an Idempotency-Key, so a retried
-        request after a lost answer returns the same run instead of a second one."""
+        request after a lost answer returns the same run instead of a second one.
+
+        ``init_from`` (a Model or its id) warm-starts the run from that model's weights. Spec
+        fields left out are the model's; those given must keep its hidden layers, and the
+        dataset its features (else InvalidInput naming the field). ``spec["epochs"]`` are
+        this run's, numbered on from the model's."""
         body = {"dataset_id": object_id(dataset), "spec": dict(spec or {}), "name": name}
+        if init_from is not None:
+            body["init_from_model_id"] = object_id(init_from)
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         return Run(self, self._json("POST", "/v1/runs", json_body=body, headers=headers))
 
-    def validate(self, dataset: Dataset | str, spec: Mapping[str, Any] | None = None) -> Any:
+    def validate(
+        self,
+        dataset: Dataset | str,
+        spec: Mapping[str, Any] | None = None,
+        *,
+        init_from: Model | str | None = None,
+    ) -> Any:
         """The resolved spec, parameter count, FLOPs and warnings; nothing is queued."""
         body = {"dataset_id": object_id(dataset), "spec": dict(spec or {})}
+        if init_from is not None:
+            body["init_from_model_id"] = object_id(init_from)
         return self._json("POST", "/v1/runs/validate", json_body=body)
 
     def run(self, run_id: str) -> Run:

@@ -211,6 +211,8 @@ def runs() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec field, e.g. optimizer.learning_rate=0.05")  # fmt: skip
 @click.option("--name", default=None)
+@click.option("--init-from", "init_from", default=None, metavar="MODEL_ID",
+              help="Warm start from this model (spec fields not given are its)")  # fmt: skip
 @click.option("--follow", is_flag=True, help="Show progress until the run ends")
 @connection_options
 def runs_submit(
@@ -218,15 +220,16 @@ def runs_submit(
     spec_file: Path | None,
     overrides: tuple[str, ...],
     name: str | None,
+    init_from: str | None,
     follow: bool,
     url: str | None,
     key: str | None,
     as_json: bool,
 ) -> None:
-    """Start a run on a dataset."""
+    """Start a run on a dataset (with --init-from, continuing a model's training)."""
     spec = load_spec(spec_file, overrides)
     with make_client(url, key) as client:
-        run = client.train(dataset_id, spec, name=name)
+        run = client.train(dataset_id, spec, name=name, init_from=init_from)
         if follow:
             if not as_json:
                 click.echo(f"run {run.id} queued")

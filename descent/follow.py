@@ -42,6 +42,8 @@ def summary(run: Run) -> str:
     epochs = (run.data.get("progress") or {}).get("epoch", 0)
     figures = metrics_text(latest)
     line = f"run {run.id} {run.status} after {epochs} epochs"
+    if run.data.get("parent_model_id"):
+        line += f" (warm-started from model {run.data['parent_model_id']})"
     if figures:
         line += f": {figures}"
     if run.model_id:
@@ -79,7 +81,8 @@ def follow_run(run: Run, *, as_json: bool, console: Console) -> int:
 
 
 def _bar(run: Run, console: Console) -> None:
-    total = (run.data.get("progress") or {}).get("epochs") or run.data["spec"].get("epochs")
+    shown = run.data.get("progress") or {}
+    total = shown.get("epochs") or run.data["spec"].get("epochs")
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -91,7 +94,11 @@ def _bar(run: Run, console: Console) -> None:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"run {run.id[:8]}", total=total, metrics=run.status)
+        # A warm start's epochs count on from its model's: its bar begins there.
+        before = max(0, (total or 0) - int(run.data["spec"].get("epochs") or 0))
+        task = progress.add_task(
+            f"run {run.id[:8]}", total=total, completed=before, metrics=run.status
+        )
         for entry in run.follow():
             progress.update(task, completed=entry["epoch"], metrics=metrics_text(entry))
         progress.update(task, metrics=run.status)

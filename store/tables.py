@@ -185,6 +185,12 @@ class Run(Base):
     model_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("models.id", use_alter=True, ondelete="SET NULL")
     )
+    # Warm start: the model whose weights this run starts from (the caller's own, checked at
+    # submit). Models are never deleted; SET NULL only keeps a wholesale delete of models
+    # (a tenant's, a test's cleanup) from tripping over it.
+    init_model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("models.id", use_alter=True, ondelete="SET NULL")
+    )
 
 
 class RunEpoch(Base):

@@ -46,6 +46,11 @@ router = APIRouter(
 _401: dict[str, Any] = {"model": ErrorResponse, "description": "Missing or invalid API key"}
 _404: dict[str, Any] = {"model": ErrorResponse, "description": "No such run (or not yours)"}
 _422: dict[str, Any] = {"model": ErrorResponse, "description": "Invalid spec (names the field)"}
+_422_body: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "Invalid spec, unknown dataset or model, or a warm-start model that does not "
+    "fit the dataset and spec (details.field: spec.<field>, dataset_id or init_from_model_id)",
+}
 _400: dict[str, Any] = {"model": ErrorResponse, "description": "Body is not parsable JSON"}
 _400_cursor: dict[str, Any] = {"model": ErrorResponse, "description": "Not a cursor we issued"}
 _413: dict[str, Any] = {"model": ErrorResponse, "description": "Body over the JSON size cap"}
@@ -59,7 +64,7 @@ _413: dict[str, Any] = {"model": ErrorResponse, "description": "Body over the JS
         401: _401,
         409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body"},
         413: _413,
-        422: _422,
+        422: _422_body,
         429: {"model": ErrorResponse, "description": "Too many live runs, or rate limited"},
     },
 )
@@ -80,11 +85,12 @@ def submit_run(
         settings=settings,
         enqueue=enqueue,
         idempotency_key=idempotency_key,
+        init_model_id=body.init_from_model_id,
     )
     return RunOut.from_row(run)
 
 
-@router.post("/validate", responses={400: _400, 401: _401, 413: _413, 422: _422})
+@router.post("/validate", responses={400: _400, 401: _401, 413: _413, 422: _422_body})
 def validate_run(
     body: RunIn, principal: PrincipalDep, session: ReadSession, settings: SettingsDep
 ) -> ValidateOut:
@@ -94,6 +100,7 @@ def validate_run(
         dataset_id=body.dataset_id,
         spec=body.spec,
         settings=settings,
+        init_model_id=body.init_from_model_id,
     )
     return ValidateOut(
         spec=check.spec.model_dump(mode="json"),

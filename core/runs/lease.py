@@ -69,7 +69,9 @@ class Attempt:
     token: uuid.UUID
     settings: Settings
     started: float = field(default_factory=time.monotonic)
-    first_epoch: int = 0
+    first_epoch: int = 0  # the epoch this attempt starts after (its checkpoint's, or the start)
+    # A warm start's epochs trained before this run: its epoch numbers count on from them.
+    epochs_before: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_poll: float = 0.0
     last_heartbeat: float = field(default_factory=time.monotonic)
@@ -131,7 +133,8 @@ class Attempt:
         values = {
             "epoch": e.epoch,
             "epochs": e.epochs,
-            "fraction": e.epoch / e.epochs,
+            # This run's share done, whatever epoch a warm start's numbering began at.
+            "fraction": (e.epoch - self.epochs_before) / (e.epochs - self.epochs_before),
             "eta_seconds": round(per_epoch * remaining, 3),
             "latest_metrics": latest,
             "heartbeat_at": utcnow(),

@@ -22,7 +22,7 @@ from core.config import Settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.limits import check_concurrent_runs
 from core.pagination import Page, check_limit, decode_cursor, page_of
-from core.runs.validation import check_spec, dataset_for_run
+from core.runs.validation import check_spec, dataset_for_run, parent_model
 from store import datasets as dataset_store
 from store import runs as run_store
 from store.base import Reads, utcnow
@@ -37,8 +37,15 @@ def _not_found() -> NotFound:
     return NotFound("run not found", code="run_not_found")
 
 
-def _request_hash(dataset_id: uuid.UUID, name: str | None, spec: dict[str, Any] | None) -> str:
-    body = {"dataset_id": str(dataset_id), "name": name, "spec": spec or {}}
+def _request_hash(
+    dataset_id: uuid.UUID,
+    name: str | None,
+    spec: dict[str, Any] | None,
+    init_model_id: uuid.UUID | None,
+) -> str:
+    body: dict[str, Any] = {"dataset_id": str(dataset_id), "name": name, "spec": spec or {}}
+    if init_model_id is not None:  # absent otherwise: keys stored before warm starts still match
+        body["init_from_model_id"] = str(init_model_id)
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -62,9 +69,15 @@ def submit_run(
     settings: Settings,
     enqueue: Enqueuer,
     idempotency_key: str | None = None,
+    init_model_id: uuid.UUID | None = None,
 ) -> Run:
     """Validate, commit the run ``queued``, then enqueue its id. A repeat of an
-    ``Idempotency-Key`` (same tenant, same body) returns the first run."""
+    ``Idempotency-Key`` (same tenant, same body) returns the first run.
+
+    With ``init_model_id`` (a warm start) the model must be the tenant's and fit the dataset
+    and spec, checked here, before anything is queued. Its progress counts on from the
+    model's epochs, as its history does: ``epoch`` starts at them and ``epochs`` adds this
+    run's ``spec.epochs``."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
         raise InvalidInput(
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters",
@@ -75,7 +88,7 @@ def submit_run(
             f"name is longer than {MAX_NAME_CHARS} characters",
             {"field": "name", "limit": MAX_NAME_CHARS},
         )
-    request_sha256 = _request_hash(dataset_id, name, spec)
+    request_sha256 = _request_hash(dataset_id, name, spec, init_model_id)
     if idempotency_key is not None:
         existing = run_store.get_run_by_idempotency_key(
             session, tenant_id=tenant_id, key=idempotency_key
@@ -85,7 +98,9 @@ def submit_run(
             return _replay(existing, request_sha256)
     check_concurrent_runs(session, tenant_id=tenant_id, settings=settings)
     dataset = dataset_for_run(session, tenant_id, dataset_id)
-    check = check_spec(dataset, spec, settings)
+    parent = None if init_model_id is None else parent_model(session, tenant_id, init_model_id)
+    check = check_spec(dataset, spec, settings, parent=parent)
+    done_before = 0 if parent is None else parent.epochs_trained
     # Lock the dataset row (PostgreSQL) so a concurrent delete cannot slip between the check
     # above and the insert; delete_dataset takes the same lock.
     locked = dataset_store.get_dataset(
@@ -103,7 +118,9 @@ def submit_run(
         name=name,
         status=RunStatus.queued,
         spec=check.spec.model_dump(mode="json"),
-        epochs=check.spec.epochs,
+        epoch=done_before,
+        epochs=done_before + check.spec.epochs,
+        init_model_id=init_model_id,
         idempotency_key=idempotency_key,
         request_sha256=request_sha256,
     )

@@ -19,6 +19,7 @@ from core.errors import DescentError
 from core.metrics import counting_epochs
 from core.runs import events
 from core.runs.lease import Attempt, LeaseLost, claim, fail
+from core.runs.validation import parent_model
 from models import (
     ArtifactError,
     DataError,
@@ -150,12 +151,21 @@ def _train_claimed(attempt: Attempt) -> str:
             dataset_row, parsed = dataset_service.load_dataset(
                 session, tenant_id=run.tenant_id, dataset_id=run.dataset_id
             )
+            # A warm start: the model it begins from (checked at submit; models are immutable).
+            parent = (
+                None
+                if run.init_model_id is None
+                else parent_model(session, run.tenant_id, run.init_model_id)
+            )
         except DescentError as exc:
             return fail(attempt, exc.code, exc.message)
         state = _latest_checkpoint(session, run.id)
         image_shape = dataset_row.image_shape
-    resume_epoch = state.epoch if state is not None else 0
+    # A warm start's epochs count on from its model's (the engine numbers them so).
+    epochs_before = 0 if parent is None else parent.epochs_trained
+    resume_epoch = state.epoch if state is not None else epochs_before
     attempt.first_epoch = resume_epoch
+    attempt.epochs_before = epochs_before
 
     def drop_later_epochs(session: Session) -> None:
         # History past the resume point is recomputed (bit-identically) by this attempt.
@@ -180,6 +190,8 @@ def _train_claimed(attempt: Attempt) -> str:
                 on_epoch=counting_epochs(attempt.on_epoch),
                 should_stop=attempt.should_stop,
                 resume=resume,
+                # The checkpoint records this model too: resuming checks it is the same one.
+                init_model=parent,
             )
 
     try:
@@ -187,14 +199,14 @@ def _train_claimed(attempt: Attempt) -> str:
             result = fit(state)
         except ResumeError as exc:
             # The checkpoint does not fit (engine or data changed): start over, cleanly.
-            log.warning("run %s: cannot resume (%s); starting from epoch 0", run.id, exc)
-            attempt.first_epoch = 0
+            log.warning("run %s: cannot resume (%s); starting over", run.id, exc)
+            attempt.first_epoch = epochs_before
 
             def restart(session: Session) -> None:
                 run_store.delete_epochs_after(session, run_id=run.id, epoch=0)
                 run_store.delete_checkpoints(session, run_id=run.id)
 
-            attempt.write({"epoch": 0, "fraction": 0.0}, restart)
+            attempt.write({"epoch": epochs_before, "fraction": 0.0}, restart)
             result = fit(None)
     except (DataError, SpecError, TrainingError) as exc:
         return fail(attempt, exc.code, exc.message)
@@ -239,8 +251,6 @@ def _finish(attempt: Attempt, result: Any, image_shape: dict[str, Any] | None) -
         weights_sha256=hashlib.sha256(blob).hexdigest(),
         size_bytes=len(blob),
     )
-    history = result.history
-    epochs_done = len(history)
 
     def store_model(session: Session) -> None:
         # The fence was checked by this transaction's first statement.
@@ -252,7 +262,8 @@ def _finish(attempt: Attempt, result: Any, image_shape: dict[str, Any] | None) -
         {
             "status": RunStatus.succeeded,
             "finished_at": utcnow(),
-            "epoch": epochs_done,
+            # Every epoch the model has had, a warm start's model's included.
+            "epoch": int(model.epochs_trained),
             "fraction": 1.0,
             "eta_seconds": 0.0,
             "lease_token": None,

@@ -1,5 +1,6 @@
 """Spec validation against a dataset: parse, resolve every default, count parameters and
-FLOPs, estimate the time. Reads only the dataset row, never its blob."""
+FLOPs, estimate the time. Reads only the dataset row, never its blob; a warm start also loads
+its model, whose fit is checked by the engine's own rules (models.warm_start)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from core import predictions
 from core.config import Settings
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
+from models import Model as LoadedModel
 from models import (
     SpecError,
     TrainingSpec,
@@ -19,9 +22,10 @@ from models import (
     flops_per_epoch,
     parse_spec,
     resolve_spec,
+    warm_start,
 )
 from models.split import single_sample_message, training_rows
-from models.vocabulary import Task
+from models.vocabulary import FeatureType, Task
 from store import datasets as dataset_store
 from store.tables import Dataset
 
@@ -74,8 +78,20 @@ def _classes_of_whole_numbers(dataset: Dataset) -> tuple[list[int], list[int]]:
     return [int(v) for v, _ in counted], [int(n) for _, n in counted]
 
 
-def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Settings) -> SpecCheck:
-    """Parse + resolve a spec against a dataset; InvalidInput (422) names the field."""
+def check_spec(
+    dataset: Dataset,
+    raw_spec: dict[str, Any] | None,
+    settings: Settings,
+    *,
+    parent: LoadedModel | None = None,
+) -> SpecCheck:
+    """Parse + resolve a spec against a dataset (and the model a warm start begins from);
+    InvalidInput (422) names the field.
+
+    A warm start's spec defaults to its model's: each top-level field left out is the model's
+    (whole), so ``{"epochs": 10}`` trains the same network on, with the same optimizer."""
+    if parent is not None:
+        raw_spec = {**parent.spec.model_dump(mode="json"), **(raw_spec or {})}
     try:
         parsed = parse_spec(raw_spec or {})
     except ValidationError as exc:
@@ -110,7 +126,12 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
             {"field": "spec.preprocessing.impute", "missing": dataset.missing},
             code="invalid_spec",
         )
+    warnings: list[str] = []
+    # A warm start's network is its model's: that model's preprocessing sets the input width.
     n_inputs = dataset.n_inputs
+    if parent is not None:
+        warnings += _check_parent(parent, dataset, resolved, classes)
+        n_inputs = parent.preprocessor.n_inputs
     if resolved.task == "classification":
         n_outputs = 1 if resolved.loss == "binary_crossentropy" else n_classes
     else:
@@ -134,7 +155,6 @@ def check_spec(dataset: Dataset, raw_spec: dict[str, Any] | None, settings: Sett
     n_train = training_rows(dataset.n_rows, counts, resolved.validation_split)
     flops = flops_per_epoch(resolved, n_inputs, n_outputs, n_train)
     estimated = flops * resolved.epochs / settings.estimate_flops_per_second
-    warnings: list[str] = []
     if resolved.batch_size > n_train:
         warnings.append(
             f"batch_size {resolved.batch_size} is larger than the {n_train} training rows; "
@@ -169,6 +189,51 @@ def _require_two_per_class(classes: list[Any], counts: list[int]) -> None:
             )
 
 
+INIT_FIELD = "init_from_model_id"
+
+
+def parent_model(session: Session, tenant_id: uuid.UUID, model_id: uuid.UUID) -> LoadedModel:
+    """The model a warm start begins from, loaded. Another tenant's model is answered like a
+    missing one, and like a missing dataset_id: 422 naming the field."""
+    try:
+        row = predictions.get_weights(session, tenant_id=tenant_id, model_id=model_id)
+    except NotFound:
+        raise InvalidInput(
+            "model not found",
+            {"field": INIT_FIELD, "value": str(model_id)},
+            code="model_not_found",
+        ) from None
+    return predictions.load_stored(row.blob, model_id)
+
+
+def _check_parent(
+    parent: LoadedModel, dataset: Dataset, spec: TrainingSpec, classes: list[Any]
+) -> list[str]:
+    """The engine's warm-start checks, run before anything is queued; returns warnings."""
+    try:
+        types = [FeatureType(t) for t in dataset.feature_types]
+        warm_start.check_features(parent, list(dataset.feature_names), types)
+        warm_start.check_spec(parent, spec)
+        warm_start.check_classes(parent, spec.task or dataset.task, classes or None)
+    except SpecError as exc:
+        # The engine calls the model "init_model"; over HTTP it is init_from_model_id.
+        field = INIT_FIELD if exc.field == "init_model" else f"spec.{exc.field}"
+        reason = exc.message.removeprefix(f"{exc.field}: ")
+        raise InvalidInput(
+            f"cannot warm-start from this model: {reason}",
+            {"field": field, "reason": reason},
+            code="incompatible_init_model",
+        ) from None
+    old = parent.spec
+    if (spec.seed, spec.validation_split) != (old.seed, old.validation_split):
+        return [
+            f"the model was trained with seed {old.seed} and validation_split "
+            f"{old.validation_split}: on its own dataset, other values put some of its "
+            "validation rows in this run's training split"
+        ]
+    return []
+
+
 def dataset_for_run(session: Session, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
     row = dataset_store.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
     if row is None:
@@ -187,6 +252,8 @@ def validate_run(
     dataset_id: uuid.UUID,
     spec: dict[str, Any] | None,
     settings: Settings,
+    init_model_id: uuid.UUID | None = None,
 ) -> SpecCheck:
     dataset = dataset_for_run(session, tenant_id, dataset_id)
-    return check_spec(dataset, spec, settings)
+    parent = None if init_model_id is None else parent_model(session, tenant_id, init_model_id)
+    return check_spec(dataset, spec, settings, parent=parent)

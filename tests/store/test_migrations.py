@@ -96,7 +96,7 @@ def test_upgrade_check_downgrade_upgrade(fresh_url: str) -> None:
 def test_single_head_and_frozen_revision_files() -> None:
     """One linear history, and revisions do not import application code (they must not change
     meaning when the models do)."""
-    assert head_revision() == "0005"
+    assert head_revision() == "0006"
     versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
     for path in versions.glob("*.py"):
         source = path.read_text()
@@ -265,5 +265,72 @@ def test_0004_allows_the_new_formats_and_still_checks(fresh_url: str) -> None:
         insert("images")
         with pytest.raises(IntegrityError):
             insert("bogus")
+    finally:
+        engine.dispose()
+
+
+def test_0006_adds_a_runs_warm_start_model_and_removes_it(fresh_url: str) -> None:
+    """Runs from before 0006 started from scratch (NULL); the column references models (a
+    model that does not exist is refused); downgrading drops it with the rows kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "0005")
+    tenant_id = _seed(fresh_url)
+    sqlite = fresh_url.startswith("sqlite")
+
+    def db_id(value: uuid.UUID) -> object:
+        return value.hex if sqlite else value
+
+    old_run, model_id, warm_run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = "2026-01-01 00:00:00+00:00"
+    insert_run = text(
+        "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, attempts, "
+        "cancel_requested, created_at) VALUES (:id, :tenant, 'succeeded', '{}', 3, 1.0, 1, "
+        ":false, :now)"
+    )
+    engine = make_engine_for_url(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert_run,
+                {"id": db_id(old_run), "tenant": db_id(tenant_id), "false": False, "now": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO models (id, tenant_id, run_id, task, input, metrics, blob, "
+                    "weights_sha256, size_bytes, created_at) VALUES (:id, :tenant, :run, "
+                    "'classification', '{}', '{}', :blob, :sha, 1, :now)"
+                ),
+                {
+                    "id": db_id(model_id), "tenant": db_id(tenant_id), "run": db_id(old_run),
+                    "blob": b"x", "sha": "0" * 64, "now": now,
+                },
+            )  # fmt: skip
+        upgrade_to_head(fresh_url)
+        command.check(config)
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT init_model_id FROM runs")).scalar_one() is None
+            conn.execute(
+                insert_run,
+                {"id": db_id(warm_run), "tenant": db_id(tenant_id), "false": False, "now": now},
+            )
+            conn.execute(
+                text("UPDATE runs SET init_model_id = :model WHERE id = :id"),
+                {"model": db_id(model_id), "id": db_id(warm_run)},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text("UPDATE runs SET init_model_id = :model WHERE id = :id"),
+                {"model": db_id(uuid.uuid4()), "id": db_id(old_run)},
+            )
+        command.downgrade(config, "0005")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+            assert conn.execute(text("SELECT count(*) FROM runs")).scalar_one() == 2
+            assert conn.execute(text("SELECT count(*) FROM models")).scalar_one() == 1
+        assert "init_model_id" not in columns
+        upgrade_to_head(fresh_url)
+        command.check(config)
     finally:
         engine.dispose()
