@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from models.spec import monitor_mode
 from models.types import Array
 
 # Current sklearn clips log-loss probabilities to the dtype's machine epsilon.
@@ -30,20 +31,13 @@ _EPS = float(np.finfo(np.float64).eps)
 # top-k builds a few boolean (rows, K) masks; this bounds them to about 4 MB each.
 _TOP_K_CHUNK_ELEMENTS = 1 << 22
 
-# Whether a larger value is better, for every history key the trainer may record.
-METRIC_MODES: dict[str, str] = {
-    "val_loss": "min",
-    "val_accuracy": "max",
-    "val_log_loss": "min",
-    "val_f1": "max",
-    "val_auc": "max",
-    "val_mae": "min",
-    "val_rmse": "min",
-    "val_r2": "max",
-    "val_top_5_accuracy": "max",
-    "train_loss": "min",
-    "train_accuracy": "max",
-}
+# Every history key the trainer may record, and whether a larger value is better (the rule is
+# models.spec.monitor_mode's, which early stopping and the plateau schedule use).
+HISTORY_METRICS = (
+    "val_loss", "val_accuracy", "val_log_loss", "val_f1", "val_auc", "val_mae", "val_rmse",
+    "val_r2", "val_top_5_accuracy", "train_loss", "train_accuracy",
+)  # fmt: skip
+METRIC_MODES: dict[str, str] = {key: monitor_mode(key) for key in HISTORY_METRICS}
 
 
 def _check_classification(proba: Array, labels: Array) -> tuple[Array, Array]:

@@ -58,6 +58,21 @@ class Optimizer:
         np.multiply(theta, self._decay, out=self._tmp)
         theta -= self._tmp
 
+    def _moments(
+        self, theta: Array, grad: Array, b1: float, b2: float
+    ) -> tuple[Array, Array, Array]:
+        """Adam's moving averages m of g and v of g^2, updated in place; returns m, v and the
+        scratch buffer."""
+        m, v, tmp = self._buffer("m", theta), self._buffer("v", theta), self._tmp
+        m *= b1
+        np.multiply(grad, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        return m, v, tmp
+
     def state(self) -> tuple[dict[str, Array], dict[str, Any]]:
         return {k: v.copy() for k, v in self._buffers.items()}, {"steps": self.steps}
 
@@ -101,14 +116,7 @@ class Adam(Optimizer):
         self._clip(grad, 1.0)
         self._decay_weights(theta, lr)
         b1, b2 = self.spec.beta_1, self.spec.beta_2
-        m, v, tmp = self._buffer("m", theta), self._buffer("v", theta), self._tmp
-        m *= b1
-        np.multiply(grad, 1.0 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(grad, grad, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp
+        m, v, tmp = self._moments(theta, grad, b1, b2)
         alpha = lr * math.sqrt(1.0 - b2**self.steps) / (1.0 - b1**self.steps)
         if self.spec.amsgrad:
             v_max = self._buffer("v_hat", theta)
@@ -140,14 +148,7 @@ class Nadam(Optimizer):
         u_next = b1 * (1.0 - 0.5 * self.SCHEDULE_DECAY ** (t + 1))
         self.u_product *= u_t
         u_product_next = self.u_product * u_next
-        m, v, tmp = self._buffer("m", theta), self._buffer("v", theta), self._tmp
-        m *= b1
-        np.multiply(grad, 1.0 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(grad, grad, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp
+        m, v, tmp = self._moments(theta, grad, b1, b2)
         # m_hat = u_next m / (1 - prod_next) + (1 - u_t) g / (1 - prod), built in `grad`
         # (the next backward overwrites it anyway).
         grad *= (1.0 - u_t) / (1.0 - self.u_product)

@@ -58,7 +58,7 @@ REGRESSION_LOSSES = ("mse", "mae", "huber")
 # improve upwards.
 CLASSIFICATION_METRICS = frozenset({"accuracy", "log_loss", "f1", "auc"})
 REGRESSION_METRICS = frozenset({"mae", "rmse", "r2"})
-MAXIMIZED_METRICS = frozenset({"accuracy", "f1", "auc", "r2"})
+MAXIMIZED_METRICS = frozenset({"accuracy", "f1", "auc", "r2", "top_5_accuracy"})
 
 # Keras' default learning rates, per optimizer.
 DEFAULT_LEARNING_RATE: dict[str, float] = {
