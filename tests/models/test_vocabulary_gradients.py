@@ -15,26 +15,16 @@ from models.activations import ACTIVATIONS, GELU, SELU, SiLU, make_activation
 from models.losses import make_loss, smooth_targets
 from models.network import Network
 from models.regularization import L2Penalty
-from tests.models.test_gradients import RTOL, away_from_kinks, loss_case, numerical_grad, rel_error
+from tests.models.test_gradients import (
+    RTOL,
+    activation_grad_error,
+    away_from_kinks,
+    loss_case,
+    numerical_grad,
+    rel_error,
+)
 
 CROSS_ENTROPIES = ["categorical_crossentropy", "binary_crossentropy"]
-
-
-def activation_grad_error(name: str, alpha: float | None, z: np.ndarray) -> float:
-    rng = np.random.default_rng(0)
-    upstream = rng.normal(size=z.shape)
-    act = make_activation(name, alpha)
-
-    def objective() -> float:
-        a = z.copy()
-        act.forward(a)
-        return float((a * upstream).sum())
-
-    a = z.copy()
-    act.forward(a)
-    analytic = upstream.copy()
-    act.backward(a, analytic)
-    return rel_error(analytic, numerical_grad(objective, z))
 
 
 @pytest.mark.parametrize(
