@@ -136,6 +136,12 @@ class Preprocessor:
         # Fixed once fitted; predict of a few rows is dominated by such per-call bookkeeping.
         self._numeric_idx = self.numeric_columns
         self._width = self.n_inputs
+        self._categorical = [
+            (j, {c: i for i, c in enumerate(cats)}, len(cats), slot)
+            for j, cats, slot in zip(
+                self.categorical_columns, self.categories, self.missing_slot, strict=True
+            )
+        ]
 
     @property
     def numeric_columns(self) -> list[int]:
@@ -237,20 +243,17 @@ class Preprocessor:
         if self.indicators:
             out[:, k : k + len(self.indicators)] = missing[:, self.indicators]
             k += len(self.indicators)
-        for j, cats, slot in zip(
-            self.categorical_columns, self.categories, self.missing_slot, strict=True
-        ):
-            lookup = {c: i for i, c in enumerate(cats)}
+        for j, lookup, n_cats, slot in self._categorical:
             if slot:
                 idx = np.fromiter(
-                    (len(cats) if is_missing(v) else lookup.get(str(v), -1) for v in rows[:, j]),
+                    (n_cats if is_missing(v) else lookup.get(str(v), -1) for v in rows[:, j]),
                     dtype=np.int64,
                 )
             else:
                 idx = np.fromiter((lookup.get(str(v), -1) for v in rows[:, j]), dtype=np.int64)
             known = idx >= 0
             out[np.flatnonzero(known), k + idx[known]] = 1.0
-            k += len(cats) + slot
+            k += n_cats + slot
         if augment:
             out[:, -1] = 1.0
         return out
