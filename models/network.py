@@ -88,6 +88,7 @@ class _Workspace:
         shapes = [(n, d) if p else None for d, p in zip(sizes[1:], dropout, strict=True)]
         self.kept = [None if s is None else np.empty(s, dtype=dtype) for s in shapes]
         self.masks = [None if s is None else np.empty(s, dtype=dtype) for s in shapes]
+        self.keeps = [None if s is None else np.empty(s, dtype=bool) for s in shapes]
         self.dropped = False  # whether the last forward applied the masks
 
 
@@ -179,15 +180,13 @@ class Network:
         ws.dropped = True
         inputs = [x_aug, *ws.inputs]
         for i, layer in enumerate(self.layers):
-            kept, mask = ws.kept[i], ws.masks[i]
-            if kept is None or mask is None:
+            kept, mask, keep = ws.kept[i], ws.masks[i], ws.keeps[i]
+            if kept is None or mask is None or keep is None:
                 layer.forward(inputs[i], ws.outputs[i])
                 continue
             p = self.dropout[i]
             layer.forward(inputs[i], kept)
-            rng.random(dtype=mask.dtype, out=mask)
-            np.greater_equal(mask, p, out=mask)  # keep with probability 1 - p
-            mask *= 1.0 / (1.0 - p)
+            draw_dropout_mask(rng, p, keep, mask)
             np.multiply(kept, mask, out=ws.outputs[i])
         return ws.logits
 
@@ -209,6 +208,21 @@ class Network:
         for layer in self.layers:
             out = layer.infer(out)
         return out
+
+
+_LEVELS = 1 << 16
+
+
+def draw_dropout_mask(rng: np.random.Generator, p: float, keep: Array, mask: Array) -> None:
+    """An inverted-dropout mask: each unit kept with probability 1 - p and scaled by 1 / (1 - p),
+    as Keras does. 16 raw random bits per unit, compared with a threshold: far less of the
+    generator's work than a float32 draw (the draw was 2/3 of a dropout layer's cost on the
+    large network); the keep probability is p rounded to a multiple of 2^-16 (off by < 8e-6)."""
+    threshold = min(round(p * _LEVELS), _LEVELS - 1)
+    n = keep.size
+    bits = rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(keep.shape)
+    np.greater_equal(bits, threshold, out=keep)
+    np.multiply(keep, 1.0 / (1.0 - p), out=mask)
 
 
 def network_for(spec: TrainingSpec, sizes: list[int]) -> Network:
