@@ -83,6 +83,10 @@ def test_the_predict_form_answers_what_the_api_answers(
     expect(result.locator("h3")).to_have_text(str(expected["predictions"][0]))
     expect(bars.filter(has_text="%").first).to_be_visible()  # labelled as percentages
     shot(page, "predict-form")
+    per_class = page.get_by_test_id("per-class")
+    expect(per_class.locator("tbody tr")).to_have_count(10)  # one row per digit
+    per_class.scroll_into_view_if_needed()
+    shot(page, "model-per-class")
 
     table = tmp_path / "rows.csv"
     header = ",".join(f"px{i}" for i in range(rows.shape[1]))
