@@ -14,6 +14,7 @@ COPY store ./store
 COPY models ./models
 COPY worker ./worker
 COPY migrations ./migrations
+COPY descent ./descent
 RUN pip install . \
     && useradd --create-home --uid 10001 descent \
     && mkdir -p /data && chown descent /data
