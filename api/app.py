@@ -17,7 +17,17 @@ from fastapi.openapi.utils import get_openapi
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import EdgeMiddleware
-from api.routes import dashboard, datasets, events, export, health, models, registry, runs
+from api.routes import (
+    dashboard,
+    datasets,
+    events,
+    export,
+    health,
+    models,
+    registry,
+    runs,
+    sweeps,
+)
 from api.routes.health import package_version
 from api.routes.metrics import install_metrics
 from api.schemas import PredictIn
@@ -120,6 +130,7 @@ def create_app(
     app.include_router(models.router)
     app.include_router(export.router)
     app.include_router(registry.router)
+    app.include_router(sweeps.router)
     app.include_router(dashboard.router)
     install_docs(app)
     install_metrics(app)

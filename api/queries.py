@@ -24,6 +24,7 @@ class PageQuery(BaseModel):
 class RunListQuery(PageQuery):
     status: Annotated[str | None, Field(max_length=32)] = None
     dataset_id: uuid.UUID | None = None
+    sweep_id: uuid.UUID | None = None
 
 
 class ModelListQuery(PageQuery):

@@ -75,7 +75,10 @@ class VersionOut(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Runs
 
-RunStatusName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+# pending: a sweep trial waiting for a slot (core.sweeps.slots); plain runs are never pending.
+RunStatusName = Literal[
+    "pending", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"
+]
 
 _SPEC_EXAMPLE: dict[str, Any] = {
     "layers": [{"units": 64, "activation": "relu"}],
@@ -230,6 +233,9 @@ class RunOut(BaseModel):
         "Its progress counts on from that model's epochs: `progress.epoch` starts at them, "
         "`progress.epochs` is them plus `spec.epochs`, `fraction` is this run's share done."
     )
+    sweep_id: uuid.UUID | None = Field(
+        default=None, description="The sweep this run is a trial of, else null"
+    )
 
     @classmethod
     def from_row(cls, run: Any) -> RunOut:
@@ -262,6 +268,7 @@ class RunOut(BaseModel):
             finished_at=run.finished_at,
             model_id=run.model_id,
             parent_model_id=run.init_model_id,
+            sweep_id=run.sweep_id,
         )
 
 

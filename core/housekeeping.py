@@ -1,6 +1,9 @@
 """Housekeeping: what nothing else removes. Temporary uploads left by an API process that died mid-
 request, checkpoints of runs that ended (a failed run keeps its latest one for
-``failed_checkpoint_retention_seconds``), and dashboard sign-ins past their expiry. Called by
+``failed_checkpoint_retention_seconds``), and dashboard sign-ins past their expiry. It also
+tends the running sweeps (core.sweeps.slots): a slot a trial left without filling it (the
+reaper ended it, or its worker died first) is filled, and a sweep whose trials are all final
+ends. Called by
 every reconciler pass (core.runs.reconcile) and once when an API process starts; each function
 is idempotent, so several API replicas may run it."""
 
@@ -13,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.config import Settings
+from core.sweeps import slots
 from store import runs as run_store
 from store import web_sessions as web_store
 from store.base import utcnow
@@ -80,6 +84,7 @@ def housekeep(db: Database, settings: Settings) -> None:
         ("upload sweep", lambda: sweep_stale_uploads(settings)),
         ("checkpoint purge", lambda: purge_expired_checkpoints(db, settings)),
         ("web session purge", lambda: purge_expired_web_sessions(db)),
+        ("sweep slots", lambda: slots.tend_sweeps(db, settings)),
     ]
     for what, sweep in sweeps:
         try:

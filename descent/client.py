@@ -9,6 +9,9 @@
     model = run.wait()  # a Model, or raises RunFailed(code, message)
     model.predict_proba(X)
     more = client.train(ds, {"epochs": 10}, init_from=model)  # 10 more epochs, from its weights
+    sweep = client.sweep(ds, {"epochs": 20}, {"method": "grid", "space": {
+        "optimizer.learning_rate": [0.01, 0.001]}}, metric="val_accuracy")
+    best = sweep.wait()  # the best trial's Model, or raises SweepFailed
 
 Needs httpx and numpy (plus tenacity and httpx-sse); pandas or polars DataFrames are accepted
 when installed. 429 and 503 answers are retried with backoff, honouring ``Retry-After``.
@@ -26,7 +29,7 @@ import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential,
@@ -35,9 +38,14 @@ from tenacity import (
 
 from descent.encoding import FileFactory, upload_files
 from descent.errors import DescentError, RateLimited, Unavailable, error_from_response
-from descent.handles import Dataset, Model, Run, object_id
+from descent.handles import Dataset, Model, Run, Sweep, object_id
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_ANSWER_LOST = "answer_lost"
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimited | Unavailable) and exc.code != _ANSWER_LOST
 
 
 def _retry_wait(fallback: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
@@ -96,11 +104,15 @@ class Client:
         headers: Mapping[str, str] | None = None,
         files: FileFactory | None = None,
         data: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """One API call; 429, 503 and connection failures are retried (files are reopened for
-        each attempt), any other error answer raises its ``descent.errors`` type."""
+        each attempt), any other error answer raises its ``descent.errors`` type.
+
+        ``idempotent=False``: a failure after the request may have reached the server (a lost
+        answer) is raised, not retried, since a retry could act twice."""
         retrying = Retrying(
-            retry=retry_if_exception_type((RateLimited, Unavailable)),
+            retry=retry_if_exception(_retryable),
             # Exponential from 0.5 s up to 20 s, plus up to 1 s of jitter (every tenacity 8-9).
             wait=_retry_wait(wait_exponential(multiplier=0.5, max=20) + wait_random(0, 1)),
             stop=stop_after_attempt(self._retries + 1) | stop_after_delay(self._max_retry_seconds),
@@ -120,8 +132,14 @@ class Client:
                         data=data,
                     )
                 except httpx.TransportError as exc:
+                    unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                    if idempotent or unsent:
+                        raise Unavailable(
+                            f"cannot reach {self.url}: {exc}", code="connection_failed"
+                        ) from exc
                     raise Unavailable(
-                        f"cannot reach {self.url}: {exc}", code="connection_failed"
+                        f"no answer from {self.url} ({exc}); the request may have been done",
+                        code=_ANSWER_LOST,
                     ) from exc
                 if response.is_error:
                     raise error_from_response(response)
@@ -216,10 +234,59 @@ class Client:
         *,
         status: str | None = None,
         dataset: Dataset | str | None = None,
+        sweep: Sweep | str | None = None,
         limit: int | None = 50,
     ) -> list[Run]:
-        params = {"status": status, "dataset_id": object_id(dataset) if dataset else None}
+        params = {
+            "status": status,
+            "dataset_id": object_id(dataset) if dataset else None,
+            "sweep_id": object_id(sweep) if sweep else None,
+        }
         return [Run(self, r) for r in self._pages("/v1/runs", params, limit)]
+
+    # -- sweeps -----------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        dataset: Dataset | str,
+        spec: Mapping[str, Any] | None,
+        search: Mapping[str, Any],
+        *,
+        metric: str,
+        mode: str | None = None,
+        max_parallel: int | None = None,
+        early_termination: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Sweep:
+        """Start a hyperparameter sweep: one run per point of ``search`` (``{"method": "grid"
+        | "random", "space": {dotted.field: [values] | {"log_uniform": [a, b]} ...},
+        "n_trials": ..., "seed": ...}``) applied to the base ``spec``, ranked by ``metric``
+        (``mode`` "min" or "max"; default max for accuracy-like metrics).
+
+        ``early_termination`` is ASHA: ``{"grace_epochs": g, "reduction_factor": r}``. Every
+        trial's spec is checked first: InvalidInput names the ``trial``, its ``params`` and
+        the ``field``, and nothing is queued. A lost answer is raised (Unavailable, code
+        ``answer_lost``), not retried: the server takes no Idempotency-Key for sweeps, and a
+        retry could start a second one (``client.sweeps()`` shows whether it started)."""
+        body: dict[str, Any] = {
+            "dataset_id": object_id(dataset),
+            "spec": dict(spec or {}),
+            "search": dict(search),
+            "metric": metric,
+            "mode": mode,
+            "max_parallel": max_parallel,
+            "name": name,
+        }
+        if early_termination is not None:
+            body["early_termination"] = {"type": "asha", **early_termination}
+        return Sweep(self, self._json("POST", "/v1/sweeps", json_body=body, idempotent=False))
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        return Sweep(self, self._json("GET", f"/v1/sweeps/{sweep_id}"))
+
+    def sweeps(self, *, limit: int | None = 50) -> list[Sweep]:
+        """Sweeps, newest first (summaries: ``trials`` and ``best`` fetch the leaderboard)."""
+        return [Sweep(self, s) for s in self._pages("/v1/sweeps", {}, limit)]
 
     # -- models -----------------------------------------------------------------------------
 
@@ -227,4 +294,4 @@ class Client:
         return Model(self, self._json("GET", f"/v1/models/{model_id}"))
 
 
-__all__ = ["Client", "Dataset", "Model", "Run"]
+__all__ = ["Client", "Dataset", "Model", "Run", "Sweep"]

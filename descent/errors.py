@@ -59,12 +59,23 @@ class UnsupportedFormat(DescentError):
 
 
 class InvalidInput(DescentError):
-    """422: the content is wrong; ``details`` names the field, column, line or value."""
+    """422: the content is wrong; ``details`` names the field, column, line or value (and for
+    a sweep, the ``trial`` whose spec is wrong and its ``params``)."""
 
     @property
     def field(self) -> str | None:
         value = self.details.get("field")
         return str(value) if value is not None else None
+
+    @property
+    def trial(self) -> int | None:
+        value = self.details.get("trial")
+        return int(value) if value is not None else None
+
+    @property
+    def params(self) -> dict[str, Any] | None:
+        value = self.details.get("params")
+        return dict(value) if isinstance(value, dict) else None
 
 
 class RateLimited(DescentError):
@@ -83,6 +94,20 @@ class RunFailed(DescentError):
         super().__init__(message, code=code, details={"run_id": run_id, "status": status})
         self.run_id = run_id
         self.run_status = status
+
+
+class SweepFailed(DescentError):
+    """A sweep ended ``failed`` or ``cancelled`` (``code`` is that status), or without a model
+    (``no_model``). ``best_model_id`` is the best trial's model when there was one."""
+
+    def __init__(
+        self, sweep_id: str, status: str, code: str, message: str, best_model_id: str | None
+    ) -> None:
+        details = {"sweep_id": sweep_id, "status": status, "best_model_id": best_model_id}
+        super().__init__(message, code=code, details=details)
+        self.sweep_id = sweep_id
+        self.sweep_status = status
+        self.best_model_id = best_model_id
 
 
 _BY_STATUS: dict[int, type[DescentError]] = {
@@ -136,6 +161,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "RunFailed",
+    "SweepFailed",
     "Unauthorized",
     "Unavailable",
     "UnsupportedFormat",

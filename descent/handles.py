@@ -1,5 +1,6 @@
-"""Handles on server objects: a Dataset, a Run (follow, wait, cancel, history) and a Model
-(predict, predict_proba, download). Each holds the JSON it was last seen with in ``data``."""
+"""Handles on server objects: a Dataset, a Run (follow, wait, cancel, history), a Model
+(predict, predict_proba, download) and a Sweep (follow, wait, cancel, its trials). Each holds
+the JSON it was last seen with in ``data``."""
 
 from __future__ import annotations
 
@@ -15,13 +16,21 @@ import numpy as np
 from httpx_sse import SSEError, connect_sse
 
 from descent.encoding import predict_bodies
-from descent.errors import InvalidInput, RunFailed, Unavailable, error_from_response
+from descent.errors import (
+    InvalidInput,
+    RunFailed,
+    SweepFailed,
+    Unavailable,
+    error_from_response,
+)
 
 if TYPE_CHECKING:
     from descent.client import Client
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 _LONG_POLL_SECONDS = 30
+# A sweep has no event stream and no long poll: its handle polls, this often by default.
+SWEEP_POLL_SECONDS = 2.0
 
 
 class _Resource:
@@ -215,8 +224,84 @@ class Model(_Resource):
         return target
 
 
+class Sweep(_Resource):
+    """A hyperparameter sweep. ``data`` is its leaderboard as last fetched (a handle from
+    ``client.sweeps()`` holds only the summary until ``refresh()``, which ``trials`` and
+    ``best`` call when needed)."""
+
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def trials(self) -> list[dict[str, Any]]:
+        """Best first (trials without a value yet last): run_id, trial, params, status,
+        best_value, epochs_done, stopped_early."""
+        if "trials" not in self.data:
+            self.refresh()
+        return list(self.data["trials"])
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best trial with a model so far: run_id, model_id, value, params."""
+        if "trials" not in self.data:
+            self.refresh()
+        best = self.data.get("best")
+        return dict(best) if best is not None else None
+
+    def refresh(self) -> Sweep:
+        self.data = self.client._json("GET", f"/v1/sweeps/{self.id}")
+        return self
+
+    def runs(self) -> list[Run]:
+        """The trials as ordinary runs (history, events, cancel one by one)."""
+        return self.client.runs(sweep=self, limit=None)
+
+    def cancel(self) -> str:
+        """Cancel the trials still waiting or training; returns ``cancelled`` (Conflict if the
+        sweep has ended). A training trial stops between batches, as a cancelled run does."""
+        # The answer is the summary: trials and best are fetched again when next asked for.
+        self.data = self.client._json("POST", f"/v1/sweeps/{self.id}/cancel")
+        return self.status
+
+    def follow(self, *, interval: float = SWEEP_POLL_SECONDS) -> Iterator[dict[str, Any]]:
+        """Leaderboard snapshots (the sweep's JSON) as they change, ending with the final one.
+        The server has no event stream for sweeps, so this polls ``GET /v1/sweeps/{id}``
+        every ``interval`` seconds; ``Run.follow`` on a trial gives its epochs as pushed."""
+        last: dict[str, Any] | None = None
+        while True:
+            self.refresh()
+            if self.data != last:
+                last = self.data
+                yield dict(self.data)
+            if self.done:
+                return
+            time.sleep(interval)
+
+    def wait(self, timeout: float | None = None, *, interval: float = SWEEP_POLL_SECONDS) -> Model:
+        """Block until the sweep is final: the best trial's Model if it succeeded, else
+        SweepFailed (``best_model_id`` keeps a cancelled sweep's best so far)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.refresh().done:
+            left = interval if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"sweep {self.id} is still {self.status} after {timeout} s")
+            time.sleep(min(interval, left))
+        best = self.best
+        model_id = None if best is None else str(best["model_id"])
+        if self.status == "succeeded" and model_id is not None:
+            return self.client.model(model_id)
+        code = self.status if self.status != "succeeded" else "no_model"
+        message = f"the sweep ended {self.status}" + ("" if model_id else " without a model")
+        raise SweepFailed(self.id, self.status, code, message, model_id)
+
+
 def object_id(obj: _Resource | str) -> str:
     return obj.id if isinstance(obj, _Resource) else str(obj)
 
 
-__all__ = ["Dataset", "Model", "Run", "object_id"]
+__all__ = ["Dataset", "Model", "Run", "Sweep", "object_id"]

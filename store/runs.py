@@ -27,6 +27,12 @@ def insert_run(session: Session, run: Run) -> Run:
     return run
 
 
+def insert_runs(session: Session, runs: list[Run]) -> None:
+    """Many at once (a sweep's trials): one flush, batched by the ORM."""
+    session.add_all(runs)
+    session.flush()
+
+
 _OWNED = (Run.id == bindparam("run_id")) & (Run.tenant_id == bindparam("tenant_id"))
 _GET = select(Run).where(_OWNED)
 _VIEW = select(*plain_columns(Run)).where(_OWNED)
@@ -44,14 +50,14 @@ def run_view(reads: Reads, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row[An
 def active_run_ids_for_dataset(
     session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID
 ) -> list[uuid.UUID]:
-    """Runs that still read the dataset (queued, running or cancelling)."""
+    """Runs that still read the dataset (pending, queued, running or cancelling)."""
     return list(
         session.scalars(
             select(Run.id)
             .where(
                 Run.tenant_id == tenant_id,
                 Run.dataset_id == dataset_id,
-                Run.status.in_(ACTIVE_RUN_STATUSES),
+                Run.status.in_((RunStatus.pending, *ACTIVE_RUN_STATUSES)),
             )
             .order_by(Run.created_at)
         )
@@ -154,23 +160,30 @@ def list_runs(
     after: Keyset | None,
     status: RunStatus | None = None,
     dataset_id: uuid.UUID | None = None,
+    sweep_id: uuid.UUID | None = None,
 ) -> list[Row[Any]]:
     params: dict[str, Any] = {"tenant_id": tenant_id, **page_params(after, limit)}
     if status is not None:
         params["status"] = status
     if dataset_id is not None:
         params["dataset_id"] = dataset_id
-    query = _runs_page(status is not None, dataset_id is not None, after is not None)
+    if sweep_id is not None:
+        params["sweep_id"] = sweep_id
+    query = _runs_page(
+        status is not None, dataset_id is not None, sweep_id is not None, after is not None
+    )
     return list(reads.execute(query, params))
 
 
 @cache
-def _runs_page(by_status: bool, by_dataset: bool, resume: bool) -> Select[Any]:
+def _runs_page(by_status: bool, by_dataset: bool, by_sweep: bool, resume: bool) -> Select[Any]:
     query = select(*plain_columns(Run)).where(Run.tenant_id == bindparam("tenant_id"))
     if by_status:
         query = query.where(Run.status == bindparam("status"))
     if by_dataset:
         query = query.where(Run.dataset_id == bindparam("dataset_id"))
+    if by_sweep:
+        query = query.where(Run.sweep_id == bindparam("sweep_id"))
     return newest_first(query, Run, resume=resume)
 
 
@@ -245,12 +258,12 @@ def lease_state(session: Session, *, run_id: uuid.UUID) -> tuple[uuid.UUID | Non
 
 
 def request_cancel(session: Session, *, run_id: uuid.UUID, now: datetime) -> RunStatus | None:
-    """queued -> cancelled at once (a queued run may hold checkpoints from an earlier attempt:
-    they go with it); running -> cancelling (the worker finishes it).
+    """queued (or pending) -> cancelled at once (a queued run may hold checkpoints from an
+    earlier attempt: they go with it); running -> cancelling (the worker finishes it).
     Returns the new status, or None when the run had already finished."""
     done = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.queued)
+        .where(Run.id == run_id, Run.status.in_((RunStatus.queued, RunStatus.pending)))
         .values(status=RunStatus.cancelled, cancel_requested=True, finished_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,6 +38,9 @@ class DatasetFormat(StrEnum):
 
 
 class RunStatus(StrEnum):
+    # A sweep trial waiting for a slot (its sweep's max_parallel, the tenant's concurrent-run
+    # limit): not sent to the workers, not claimable, not counted as live (core.sweeps.slots).
+    pending = "pending"
     queued = "queued"
     running = "running"
     cancelling = "cancelling"
@@ -48,6 +52,18 @@ class RunStatus(StrEnum):
 # A run in one of these states still reads its dataset.
 ACTIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running, RunStatus.cancelling)
 FINISHED_RUN_STATUSES = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
+
+
+class SweepStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class SweepMode(StrEnum):
+    min = "min"
+    max = "max"
 
 
 def _str_enum(enum: type[StrEnum], name: str) -> Enum:
@@ -133,10 +149,45 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Sweep(Base):
+    """A hyperparameter search: its trials are runs (``runs.sweep_id``), expanded and validated
+    at submit (core.sweeps)."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (
+        Index("ix_sweeps_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        CheckConstraint("max_parallel >= 1", name="max_parallel_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str | None] = mapped_column(String(MAX_NAME_CHARS))
+    # SET NULL, as runs: deleting the dataset (once no trial uses it) keeps the leaderboard.
+    dataset_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL")
+    )
+    # The base TrainingSpec as sent (each trial's resolved spec is on its run).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {"method", "space", "n_trials"?}: what was asked; the seed used is its own column.
+    search: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metric: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[SweepMode] = mapped_column(_str_enum(SweepMode, "sweep_mode"))
+    max_parallel: Mapped[int]
+    # {"type": "asha", "grace_epochs", "reduction_factor"} or None.
+    early_termination: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[SweepStatus] = mapped_column(
+        _str_enum(SweepStatus, "sweep_status"), default=SweepStatus.running
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        Index("ix_runs_sweep_id_status", "sweep_id", "status"),
         Index("ix_runs_dataset_id_status", "dataset_id", "status"),
         Index("ix_runs_status_heartbeat_at", "status", "heartbeat_at"),
         Index("ix_runs_tenant_id_best_loss", "tenant_id", "best_loss"),
@@ -191,6 +242,15 @@ class Run(Base):
     init_model_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("models.id", use_alter=True, ondelete="SET NULL")
     )
+    # A sweep trial: its sweep, its number there (the expansion's order) and its parameters
+    # (dotted spec field -> value); all null for a plain run.
+    sweep_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
+    trial: Mapped[int | None]
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # ASHA: the last rung (an epoch) this trial was judged at, and whether it was stopped
+    # there. Written in the epoch's own fenced transaction, so each decision is made once.
+    rung: Mapped[int | None]
+    stopped_early: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class RunEpoch(Base):

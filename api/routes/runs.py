@@ -131,7 +131,7 @@ async def _run_page(read: Reader, principal: Principal, query: RunListQuery) -> 
     page = await read(
         lambda conn: runs.list_runs(
             conn, tenant_id=principal.tenant_id, limit=query.limit, cursor=query.cursor,
-            status=query.status, dataset_id=query.dataset_id,
+            status=query.status, dataset_id=query.dataset_id, sweep_id=query.sweep_id,
         )
     )  # fmt: skip
     return RunPage(items=[RunOut.from_row(r) for r in page.items], next_cursor=page.next_cursor)

@@ -80,11 +80,23 @@ class Attempt:
     # Tells the API processes that watch this run to look again (core.runs.events).
     publish: Publisher = no_publisher
     best_loss: float | None = None
+    # A sweep trial under early termination: called in each epoch's fenced transaction, it
+    # answers whether the trial goes on (None: no decision at this epoch). core.sweeps.asha.
+    rung_judge: Callable[[Session, int, int], bool | None] | None = None
+    last_epoch: int = 0  # the latest epoch completed (by this attempt or before it)
+    # The epoch a rung decision stopped the trial at: training ends once it is reached.
+    stop_at: int | None = None
 
     def __post_init__(self) -> None:
         # A resumed attempt replays the epochs after its checkpoint exactly, so the best so far
         # stays valid.
         self.best_loss = self.run.best_loss
+        if self.run.stopped_early and self.run.rung is not None:
+            self.stop_at = self.run.rung  # decided by an earlier attempt
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_at is not None and self.last_epoch >= self.stop_at
 
     def write(self, values: dict[str, Any], extra: Callable[[Session], None] | None = None) -> None:
         with self.db.session() as session:
@@ -102,7 +114,7 @@ class Attempt:
 
     def should_stop(self) -> bool:
         """Polled between batches: a cheap read at most every cancel_poll_seconds."""
-        if self.lease_lost or self.cancel_requested:
+        if self.lease_lost or self.cancel_requested or self.stopped_early:
             return True
         now = time.monotonic()
         if now - self.last_poll < self.settings.cancel_poll_seconds:
@@ -150,9 +162,12 @@ class Attempt:
         ):
             checkpoint_bytes = e.state().to_bytes()
         row = epoch_row(self.run, e.metrics)
+        verdict: list[bool | None] = [None]
 
         def extra(session: Session) -> None:
             run_store.insert_epoch(session, row)
+            if self.rung_judge is not None:
+                verdict[0] = self.rung_judge(session, e.epoch, e.epochs)
             if checkpoint_bytes is not None:
                 run_store.insert_checkpoint(
                     session,
@@ -168,6 +183,9 @@ class Attempt:
 
         self.write(values, extra)
         self.last_heartbeat = now
+        self.last_epoch = e.epoch
+        if verdict[0] is False:
+            self.stop_at = e.epoch
         if checkpoint_bytes is not None:
             self.last_checkpoint = now
 

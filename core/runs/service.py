@@ -181,6 +181,7 @@ def list_runs(
     cursor: str | None = None,
     status: str | None = None,
     dataset_id: uuid.UUID | None = None,
+    sweep_id: uuid.UUID | None = None,
 ) -> Page[Row[Any]]:
     check_limit(limit)
     wanted = parse_status(status)
@@ -192,6 +193,7 @@ def list_runs(
         after=after,
         status=wanted,
         dataset_id=dataset_id,
+        sweep_id=sweep_id,
     )
     return page_of(rows, limit)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,14 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from core import datasets as dataset_service
+from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
 from core.errors import DescentError
 from core.metrics import counting_epochs
 from core.runs import events
 from core.runs.lease import Attempt, LeaseLost, claim, fail
 from core.runs.validation import parent_model
+from core.sweeps import asha, slots
 from models import (
     ArtifactError,
     DataError,
@@ -80,12 +83,19 @@ def _latest_checkpoint(session: Session, run_id: uuid.UUID) -> TrainingState | N
     return None
 
 
+@lru_cache(maxsize=1)
+def _sender(settings: Settings) -> CelerySender:
+    # One per worker process, connected on first use: what a trial's end queues next.
+    return CelerySender(settings)
+
+
 def run_training(
     db: Database,
     run_id: str | uuid.UUID,
     *,
     settings: Settings | None = None,
     time_limit_errors: tuple[type[BaseException], ...] = (),
+    enqueue: Enqueuer | None = None,
 ) -> str:
     """Claim a queued run, train it (resuming from its latest valid checkpoint), and finish it.
 
@@ -94,6 +104,9 @@ def run_training(
     ``time_limit_errors`` are what the caller's per-attempt time limit raises (Celery's
     ``SoftTimeLimitExceeded``): like any infrastructure error the run goes back to queued and
     resumes from its checkpoint, and once attempts run out it fails ``time_limit``.
+
+    A sweep trial that ends gives its slot to a waiting trial of its sweep (sent with
+    ``enqueue``, by default the broker of ``settings``), or ends the sweep.
     """
     settings = settings or get_settings()
     try:
@@ -108,6 +121,23 @@ def run_training(
     publish = events.make_publisher(settings)
     publish(run.id)  # queued -> running
     attempt = Attempt(db=db, run=run, token=token, settings=settings, publish=publish)
+    if run.sweep_id is None:
+        return _attempt(attempt, time_limit_errors)
+    with db.read_session() as session:
+        attempt.rung_judge = asha.judge_for(session, run)
+    status = _attempt(attempt, time_limit_errors)
+    if status in (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled):
+        try:
+            slots.after_trial(
+                db, sweep_id=run.sweep_id, settings=settings, enqueue=enqueue or _sender(settings)
+            )
+        except Exception as exc:  # the trial has ended; the housekeeping fills the slot later
+            log.warning("run %s: could not fill its sweep's slot (%s)", run.id, exc)
+    return status
+
+
+def _attempt(attempt: Attempt, time_limit_errors: tuple[type[BaseException], ...]) -> str:
+    run, settings, rid = attempt.run, attempt.settings, attempt.run.id
     try:
         return _train_claimed(attempt)
     except LeaseLost:
@@ -164,7 +194,7 @@ def _train_claimed(attempt: Attempt) -> str:
     # A warm start's epochs count on from its model's (the engine numbers them so).
     epochs_before = 0 if parent is None else parent.epochs_trained
     resume_epoch = state.epoch if state is not None else epochs_before
-    attempt.first_epoch = resume_epoch
+    attempt.first_epoch = attempt.last_epoch = resume_epoch
     attempt.epochs_before = epochs_before
 
     def drop_later_epochs(session: Session) -> None:
@@ -200,7 +230,7 @@ def _train_claimed(attempt: Attempt) -> str:
         except ResumeError as exc:
             # The checkpoint does not fit (engine or data changed): start over, cleanly.
             log.warning("run %s: cannot resume (%s); starting over", run.id, exc)
-            attempt.first_epoch = epochs_before
+            attempt.first_epoch = attempt.last_epoch = epochs_before
 
             def restart(session: Session) -> None:
                 run_store.delete_epochs_after(session, run_id=run.id, epoch=0)
@@ -215,6 +245,10 @@ def _train_claimed(attempt: Attempt) -> str:
 
     if attempt.lease_lost:
         raise LeaseLost(str(run.id))
+    if result.stop_reason == "cancelled" and attempt.stopped_early:
+        # Stopped at an ASHA rung (core.sweeps.asha): it ends succeeded, with the model it had
+        # at that rung, flagged stopped_early (recorded with the decision).
+        return _finish(attempt, result, image_shape, stop_reason="early_termination")
     if result.stop_reason == "cancelled":
 
         def drop_checkpoints(session: Session) -> None:
@@ -228,7 +262,13 @@ def _train_claimed(attempt: Attempt) -> str:
     return _finish(attempt, result, image_shape)
 
 
-def _finish(attempt: Attempt, result: Any, image_shape: dict[str, Any] | None) -> str:
+def _finish(
+    attempt: Attempt,
+    result: Any,
+    image_shape: dict[str, Any] | None,
+    *,
+    stop_reason: str | None = None,
+) -> str:
     run = attempt.run
     model = result.model
     blob = model.to_bytes()
@@ -246,7 +286,7 @@ def _finish(attempt: Attempt, result: Any, image_shape: dict[str, Any] | None) -
             **({"image": image_shape} if image_shape else {}),
         },
         classes=_json_safe(model.classes),
-        metrics={**metrics, "stop_reason": result.stop_reason},
+        metrics={**metrics, "stop_reason": stop_reason or result.stop_reason},
         blob=blob,
         weights_sha256=hashlib.sha256(blob).hexdigest(),
         size_bytes=len(blob),

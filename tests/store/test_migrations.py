@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "model_versions",
     "model_aliases",
     "alias_moves",
+    "sweeps",
 }
 
 
@@ -96,7 +97,7 @@ def test_upgrade_check_downgrade_upgrade(fresh_url: str) -> None:
 def test_single_head_and_frozen_revision_files() -> None:
     """One linear history, and revisions do not import application code (they must not change
     meaning when the models do)."""
-    assert head_revision() == "0006"
+    assert head_revision() == "0007"
     versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
     for path in versions.glob("*.py"):
         source = path.read_text()
@@ -330,6 +331,86 @@ def test_0006_adds_a_runs_warm_start_model_and_removes_it(fresh_url: str) -> Non
             assert conn.execute(text("SELECT count(*) FROM runs")).scalar_one() == 2
             assert conn.execute(text("SELECT count(*) FROM models")).scalar_one() == 1
         assert "init_model_id" not in columns
+        upgrade_to_head(fresh_url)
+        command.check(config)
+    finally:
+        engine.dispose()
+
+
+def test_0007_adds_sweeps_and_trial_columns_and_removes_them(fresh_url: str) -> None:
+    """Runs from before 0007 are no trials (NULL, not stopped early); a trial references its
+    sweep (an unknown sweep is refused) and may be pending; downgrading cancels a pending run
+    and drops the columns and the table with the rows kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "0006")
+    tenant_id = _seed(fresh_url)
+    sqlite = fresh_url.startswith("sqlite")
+
+    def db_id(value: uuid.UUID) -> object:
+        return value.hex if sqlite else value
+
+    old_run, sweep_id, trial = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = "2026-01-01 00:00:00+00:00"
+    insert_run = text(
+        "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, attempts, "
+        "cancel_requested, created_at) VALUES (:id, :tenant, :status, '{}', 0, 0.0, 0, "
+        ":false, :now)"
+    )
+    engine = make_engine_for_url(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert_run,
+                {"id": db_id(old_run), "tenant": db_id(tenant_id), "status": "succeeded",
+                 "false": False, "now": now},
+            )  # fmt: skip
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                insert_run,
+                {"id": db_id(trial), "tenant": db_id(tenant_id), "status": "pending",
+                 "false": False, "now": now},
+            )  # fmt: skip
+        upgrade_to_head(fresh_url)
+        command.check(config)
+        with engine.begin() as conn:
+            row = conn.execute(text("SELECT sweep_id, params, stopped_early FROM runs")).one()
+            assert row[0] is None and row[1] is None and not row[2]
+            conn.execute(
+                text(
+                    "INSERT INTO sweeps (id, tenant_id, spec, search, metric, mode, "
+                    "max_parallel, status, created_at) VALUES (:id, :tenant, '{}', '{}', "
+                    "'val_loss', 'min', 2, 'running', :now)"
+                ),
+                {"id": db_id(sweep_id), "tenant": db_id(tenant_id), "now": now},
+            )
+            conn.execute(
+                insert_run,
+                {"id": db_id(trial), "tenant": db_id(tenant_id), "status": "pending",
+                 "false": False, "now": now},
+            )  # fmt: skip
+            conn.execute(
+                text("UPDATE runs SET sweep_id = :sweep, trial = 0 WHERE id = :id"),
+                {"sweep": db_id(sweep_id), "id": db_id(trial)},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text("UPDATE runs SET sweep_id = :sweep WHERE id = :id"),
+                {"sweep": db_id(uuid.uuid4()), "id": db_id(old_run)},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text("UPDATE sweeps SET max_parallel = 0 WHERE id = :id"),
+                {"id": db_id(sweep_id)},
+            )
+        command.downgrade(config, "0006")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+            statuses = {r[0] for r in conn.execute(text("SELECT status FROM runs"))}
+        assert statuses == {"succeeded", "cancelled"}
+        assert not {"sweep_id", "trial", "params", "rung", "stopped_early"} & columns
+        assert "sweeps" not in _tables(fresh_url)
         upgrade_to_head(fresh_url)
         command.check(config)
     finally:
