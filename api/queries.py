@@ -5,12 +5,17 @@ which answers a valid query itself and leaves any other to FastAPI and its 422."
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from re import Match
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 
+from api.deps import Reader, json_response
 from api.schemas import MAX_EPOCH
+from core.auth import Principal
 from core.pagination import MAX_PAGE_SIZE
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -43,3 +48,21 @@ def parse_query(request: Request, model: type[Q]) -> Q | None:
         return model.model_validate(dict(request.query_params))
     except ValidationError:
         return None
+
+
+EdgeListing = Callable[[Request, Principal, Match[str]], Awaitable[Response | None]]
+
+
+def listing_at_edge(
+    query_type: type[Q], page: Callable[[Reader, Principal, Q], Awaitable[BaseModel]]
+) -> EdgeListing:
+    """The edge's handler of a list: its query parsed as ``query_type`` (or left to FastAPI),
+    then the same ``page`` function the FastAPI route calls."""
+
+    async def at_edge(request: Request, principal: Principal, _: Match[str]) -> Response | None:
+        query = parse_query(request, query_type)
+        if query is None:
+            return None
+        return json_response(await page(Reader(request.app.state.db), principal, query))
+
+    return at_edge

@@ -68,7 +68,9 @@ class Dataset(_Resource):
         return int(self.data["n_rows"])
 
 
-class Run(_Resource):
+class _Tracked(_Resource):
+    """A resource with a status that ends (a run, a sweep)."""
+
     @property
     def status(self) -> str:
         return str(self.data["status"])
@@ -77,6 +79,8 @@ class Run(_Resource):
     def done(self) -> bool:
         return self.status in FINAL_STATUSES
 
+
+class Run(_Tracked):
     @property
     def model_id(self) -> str | None:
         value = self.data.get("model_id")
@@ -224,18 +228,10 @@ class Model(_Resource):
         return target
 
 
-class Sweep(_Resource):
+class Sweep(_Tracked):
     """A hyperparameter sweep. ``data`` is its leaderboard as last fetched (a handle from
     ``client.sweeps()`` holds only the summary until ``refresh()``, which ``trials`` and
     ``best`` call when needed)."""
-
-    @property
-    def status(self) -> str:
-        return str(self.data["status"])
-
-    @property
-    def done(self) -> bool:
-        return self.status in FINAL_STATUSES
 
     @property
     def trials(self) -> list[dict[str, Any]]:

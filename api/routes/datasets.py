@@ -17,7 +17,7 @@ from api.deps import (
     WriteSession,
     json_response,
 )
-from api.queries import PageQuery, parse_query
+from api.queries import PageQuery, listing_at_edge
 from api.schemas import DatasetOut, DatasetPage, ErrorResponse
 from api.uploads import UploadDep
 from core import datasets
@@ -119,15 +119,6 @@ async def list_datasets(
     return await _dataset_page(read, principal, query)
 
 
-async def list_datasets_at_edge(
-    request: Request, principal: Principal, _: Match[str]
-) -> Response | None:
-    query = parse_query(request, PageQuery)
-    if query is None:
-        return None
-    return json_response(await _dataset_page(Reader(request.app.state.db), principal, query))
-
-
 async def _dataset_page(read: Reader, principal: Principal, query: PageQuery) -> DatasetPage:
     page = await read(
         lambda conn: datasets.list_datasets(
@@ -136,6 +127,9 @@ async def _dataset_page(read: Reader, principal: Principal, query: PageQuery) ->
     )
     items = [DatasetOut.model_validate(r) for r in page.items]
     return DatasetPage(items=items, next_cursor=page.next_cursor)
+
+
+list_datasets_at_edge = listing_at_edge(PageQuery, _dataset_page)
 
 
 @router.get("/{dataset_id:uuid}", responses=_errors)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from api.deps import PrincipalDep, Reader, ReaderDep, ReadSession, json_response
-from api.queries import ModelListQuery, parse_query
+from api.queries import ModelListQuery, listing_at_edge
 from api.schemas import ErrorResponse, ModelOut, ModelPage, PredictOut
 from core import metrics, predictions
 from core.auth import Principal
@@ -65,15 +65,6 @@ async def list_models(
     return await _model_page(read, principal, query)
 
 
-async def list_models_at_edge(
-    request: Request, principal: Principal, _: Match[str]
-) -> Response | None:
-    query = parse_query(request, ModelListQuery)
-    if query is None:
-        return None
-    return json_response(await _model_page(Reader(request.app.state.db), principal, query))
-
-
 async def _model_page(read: Reader, principal: Principal, query: ModelListQuery) -> ModelPage:
     page = await read(
         lambda conn: predictions.list_models(
@@ -83,6 +74,9 @@ async def _model_page(read: Reader, principal: Principal, query: ModelListQuery)
     )  # fmt: skip
     items = [ModelOut.model_validate(r) for r in page.items]
     return ModelPage(items=items, next_cursor=page.next_cursor)
+
+
+list_models_at_edge = listing_at_edge(ModelListQuery, _model_page)
 
 
 @router.get("/{model_id:uuid}", responses={401: _401, 404: _404})

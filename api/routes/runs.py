@@ -19,7 +19,7 @@ from api.deps import (
     WriteSession,
     json_response,
 )
-from api.queries import HistoryQuery, RunListQuery, parse_query
+from api.queries import HistoryQuery, RunListQuery, listing_at_edge, parse_query
 from api.schemas import (
     MAX_EPOCH,
     MAX_WAIT_SECONDS,
@@ -118,15 +118,6 @@ async def list_runs(
     return await _run_page(read, principal, query)
 
 
-async def list_runs_at_edge(
-    request: Request, principal: Principal, _: Match[str]
-) -> Response | None:
-    query = parse_query(request, RunListQuery)
-    if query is None:
-        return None
-    return json_response(await _run_page(Reader(request.app.state.db), principal, query))
-
-
 async def _run_page(read: Reader, principal: Principal, query: RunListQuery) -> RunPage:
     page = await read(
         lambda conn: runs.list_runs(
@@ -135,6 +126,9 @@ async def _run_page(read: Reader, principal: Principal, query: RunListQuery) -> 
         )
     )  # fmt: skip
     return RunPage(items=[RunOut.from_row(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+list_runs_at_edge = listing_at_edge(RunListQuery, _run_page)
 
 
 @router.get("/{run_id:uuid}", responses={401: _401, 404: _404})

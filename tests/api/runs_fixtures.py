@@ -3,7 +3,9 @@ dataset, and an in-process 'worker' (core.training.run_training, what the Celery
 
 from __future__ import annotations
 
+import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.auth import authenticate, create_api_key
 from core.config import Settings
+from core.datasets import create_dataset
 from core.runs import training
 from store.session import Database
 from tests.api.conftest import bearer
@@ -36,6 +40,25 @@ class Sent(list[str]):
         if self.fail:
             raise ConnectionError("broker down")
         self.append(run_id)
+
+
+def tenant_with_blobs(
+    db: Database, settings: Settings, tmp_path: Path, name: str
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new tenant (via its API key) and the blobs dataset uploaded for it, through the
+    services (no HTTP): (tenant_id, dataset_id)."""
+    with db.session() as session:
+        key = create_api_key(session, name)
+    with db.read_session() as session:
+        tenant = authenticate(session, key).tenant_id
+    path = tmp_path / "blobs.csv"
+    path.write_bytes(blobs_csv())
+    with db.session() as session:
+        dataset = create_dataset(
+            session, tenant_id=tenant, upload_path=path, filename="b.csv", name=None,
+            label=None, settings=settings,
+        )  # fmt: skip
+    return tenant, dataset.id
 
 
 def blobs_csv(n: int = 90, seed: int = 0) -> bytes:

@@ -15,13 +15,11 @@ import pytest
 from sqlalchemy import Row
 
 from core import runs
-from core.auth import authenticate, create_api_key
 from core.config import Settings
-from core.datasets import create_dataset
 from core.runs import events, lease, training
 from models import EpochEnd
 from store.session import Database
-from tests.api.runs_fixtures import SPEC, Sent, blobs_csv
+from tests.api.runs_fixtures import SPEC, Sent, tenant_with_blobs
 
 EPOCHS = 6
 
@@ -33,20 +31,10 @@ def fast(settings: Settings) -> Settings:
 
 @pytest.fixture
 def submitted(db: Database, fast: Settings, tmp_path: Path) -> tuple[uuid.UUID, uuid.UUID]:
-    with db.session() as session:
-        key = create_api_key(session, "events")
-    with db.read_session() as session:
-        tenant = authenticate(session, key).tenant_id
-    path = tmp_path / "blobs.csv"
-    path.write_bytes(blobs_csv())
-    with db.session() as session:
-        dataset = create_dataset(
-            session, tenant_id=tenant, upload_path=path, filename="b.csv", name=None,
-            label=None, settings=fast,
-        )  # fmt: skip
+    tenant, dataset_id = tenant_with_blobs(db, fast, tmp_path, "events")
     with db.session() as session:
         run = runs.submit_run(
-            session, tenant_id=tenant, dataset_id=dataset.id, spec={**SPEC, "epochs": EPOCHS},
+            session, tenant_id=tenant, dataset_id=dataset_id, spec={**SPEC, "epochs": EPOCHS},
             name=None, settings=fast, enqueue=Sent(),
         )  # fmt: skip
     return tenant, run.id

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.auth import authenticate, create_api_key
 from core.config import Settings
-from core.datasets import create_dataset
 from core.errors import InvalidInput
 from core.runs import lease
 from core.sweeps import submit_sweep
@@ -20,7 +18,7 @@ from store import runs as run_store
 from store import sweeps as sweep_store
 from store.session import Database
 from store.tables import Run, RunStatus
-from tests.api.runs_fixtures import SPEC, Sent, blobs_csv
+from tests.api.runs_fixtures import SPEC, Sent, tenant_with_blobs
 
 
 def test_rungs_are_grace_times_powers_of_the_factor_before_the_last_epoch() -> None:
@@ -79,20 +77,10 @@ def test_bad_configs_are_422_naming_the_field(config: dict[str, object], field: 
 
 def _submit(db: Database, settings: Settings, tmp_path: Path, sent: Sent) -> list[uuid.UUID]:
     """A 2-trial ASHA sweep (rungs at 1, 2); returns its trials' run ids in order."""
-    with db.session() as session:
-        key = create_api_key(session, "asha")
-    with db.read_session() as session:
-        tenant = authenticate(session, key).tenant_id
-    path = tmp_path / "blobs.csv"
-    path.write_bytes(blobs_csv())
-    with db.session() as session:
-        dataset = create_dataset(
-            session, tenant_id=tenant, upload_path=path, filename="b.csv", name=None,
-            label=None, settings=settings,
-        )  # fmt: skip
+    tenant, dataset_id = tenant_with_blobs(db, settings, tmp_path, "asha")
     with db.session() as session:
         sweep = submit_sweep(
-            session, tenant_id=tenant, dataset_id=dataset.id, name="asha", spec=SPEC,
+            session, tenant_id=tenant, dataset_id=dataset_id, name="asha", spec=SPEC,
             method="grid", space={"optimizer.learning_rate": [0.1, 0.01]}, n_trials=None,
             seed=None, metric="val_loss", mode=None, max_parallel=2,
             early_termination={"type": "asha", "grace_epochs": 1, "reduction_factor": 2},

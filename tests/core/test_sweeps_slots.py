@@ -11,33 +11,21 @@ from pathlib import Path
 from sqlalchemy import update
 
 from core import housekeeping
-from core.auth import authenticate, create_api_key
 from core.config import Settings
-from core.datasets import create_dataset
 from core.runs import resend_queued
 from core.sweeps import slots, submit_sweep
 from store import sweeps as sweep_store
 from store.base import utcnow
 from store.session import Database
 from store.tables import Run, RunStatus, Sweep, SweepStatus
-from tests.api.runs_fixtures import SPEC, Sent, blobs_csv
+from tests.api.runs_fixtures import SPEC, Sent, tenant_with_blobs
 
 
 def _sweep(db: Database, settings: Settings, tmp_path: Path, sent: Sent, n: int) -> uuid.UUID:
-    with db.session() as session:
-        key = create_api_key(session, "slots")
-    with db.read_session() as session:
-        tenant = authenticate(session, key).tenant_id
-    path = tmp_path / "blobs.csv"
-    path.write_bytes(blobs_csv())
-    with db.session() as session:
-        dataset = create_dataset(
-            session, tenant_id=tenant, upload_path=path, filename="b.csv", name=None,
-            label=None, settings=settings,
-        )  # fmt: skip
+    tenant, dataset_id = tenant_with_blobs(db, settings, tmp_path, "slots")
     with db.session() as session:
         sweep = submit_sweep(
-            session, tenant_id=tenant, dataset_id=dataset.id, name=None, spec=SPEC,
+            session, tenant_id=tenant, dataset_id=dataset_id, name=None, spec=SPEC,
             method="grid", space={"seed": list(range(n))}, n_trials=None, seed=None,
             metric="val_loss", mode=None, max_parallel=1, early_termination=None,
             settings=settings, enqueue=sent,
