@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from descent.encoding import FileFactory, upload_files
-from descent.errors import DescentError, RateLimited, Unavailable, error_from_response
+from descent.errors import Conflict, DescentError, RateLimited, Unavailable, error_from_response
 from descent.handles import Dataset, Model, Run, Sweep, object_id
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -280,6 +280,28 @@ class Client:
         if early_termination is not None:
             body["early_termination"] = {"type": "asha", **early_termination}
         return Sweep(self, self._json("POST", "/v1/sweeps", json_body=body, idempotent=False))
+
+    def register(
+        self, model: Model | str, name: str, *, alias: str | None = None
+    ) -> dict[str, Any]:
+        """Add ``model`` to the registry as the next version of ``name`` (the name is created
+        when new) and, with ``alias``, point the alias at that version. Returns ``{name,
+        version, model_id}`` (and ``alias``)."""
+        try:
+            self._json("POST", "/v1/registry", json_body={"name": name})
+        except Conflict as exc:
+            if exc.code != "name_taken":
+                raise
+        # Not retried once sent: a repeat would add a second version.
+        version: dict[str, Any] = self._json(
+            "POST", f"/v1/registry/{name}/versions",
+            json_body={"model_id": object_id(model)}, idempotent=False,
+        )  # fmt: skip
+        if alias is not None:
+            body = {"version": version["version"]}
+            self._json("PUT", f"/v1/registry/{name}/aliases/{alias}", json_body=body)
+            version["alias"] = alias
+        return version
 
     def get_sweep(self, sweep_id: str) -> Sweep:
         return Sweep(self, self._json("GET", f"/v1/sweeps/{sweep_id}"))

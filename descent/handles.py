@@ -220,6 +220,10 @@ class Model(_Resource):
             )
         return np.asarray(probabilities, dtype=np.float64)
 
+    def register(self, name: str, *, alias: str | None = None) -> dict[str, Any]:
+        """This model as the next version of the registry name ``name`` (see Client.register)."""
+        return self.client.register(self, name, alias=alias)
+
     def download(self, path: str | os.PathLike[str]) -> Path:
         """The weights as a self-contained ``.npz`` (numpy.load(..., allow_pickle=False))."""
         target = Path(path)
@@ -294,6 +298,13 @@ class Sweep(_Tracked):
         code = self.status if self.status != "succeeded" else "no_model"
         message = f"the sweep ended {self.status}" + ("" if model_id else " without a model")
         raise SweepFailed(self.id, self.status, code, message, model_id)
+
+    def register(
+        self, name: str, *, alias: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Wait for the sweep, then register its best model as the next version of ``name``
+        (with ``alias`` pointing at it); SweepFailed when the sweep did not succeed."""
+        return self.wait(timeout).register(name, alias=alias)
 
 
 def object_id(obj: _Resource | str) -> str:

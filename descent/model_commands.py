@@ -130,6 +130,27 @@ def models_predict(
         click.echo(f"{len(predictions)} predictions written to {output}", err=True)
 
 
+@models.command("register")
+@click.argument("model_id")
+@click.option("--name", required=True, help="The registry name (created when new)")
+@click.option("--alias", default=None, help="Point this alias (e.g. production) at the version")
+@connection_options
+def models_register(
+    model_id: str, name: str, alias: str | None, url: str | None, key: str | None, as_json: bool
+) -> None:
+    """Add a model to the registry as the next version of NAME."""
+    with make_client(url, key) as client:
+        version = client.register(model_id, name, alias=alias)
+    if as_json:
+        return print_json(version)
+    click.echo(registered_line(version))
+
+
+def registered_line(version: dict[str, Any]) -> str:
+    line = f"registered model {version['model_id']} as {version['name']} v{version['version']}"
+    return line + (f" ({version['alias']})" if version.get("alias") else "")
+
+
 @models.command("download")
 @click.argument("model_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,

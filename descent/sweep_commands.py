@@ -27,6 +27,7 @@ from descent.client_commands import (
     print_json,
 )
 from descent.handles import SWEEP_POLL_SECONDS, Sweep
+from descent.model_commands import registered_line
 
 _STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
 
@@ -163,6 +164,14 @@ def sweeps() -> None:
               help="Early termination: judge at epochs GRACE, GRACE*FACTOR, ...")  # fmt: skip
 @click.option("--name", default=None)
 @click.option("--follow", is_flag=True, help="Show the leaderboard until the sweep ends")
+@click.option(
+    "--register",
+    "register_as",
+    default=None,
+    metavar="NAME",
+    help="With --follow: register the best model under this registry name",
+)
+@click.option("--alias", default=None, help="With --register: point this alias at it")
 @_interval
 @connection_options
 def sweeps_submit(
@@ -176,6 +185,8 @@ def sweeps_submit(
     asha: str | None,
     name: str | None,
     follow: bool,
+    register_as: str | None,
+    alias: str | None,
     interval: float,
     url: str | None,
     key: str | None,
@@ -185,6 +196,10 @@ def sweeps_submit(
     spec = load_spec(spec_file, overrides)
     search = _load_search(search_file)
     early = _asha(asha)
+    if register_as is not None and not follow:
+        raise click.UsageError("--register needs --follow (it registers when the sweep ends)")
+    if alias is not None and register_as is None:
+        raise click.UsageError("--alias needs --register")
     with make_client(url, key) as client:
         sweep = client.sweep(
             dataset_id, spec, search, metric=metric, mode=mode, max_parallel=max_parallel,
@@ -193,7 +208,14 @@ def sweeps_submit(
         if follow:
             if not as_json:
                 click.echo(f"sweep {sweep.id}: {len(sweep.trials)} trials")
-            sys.exit(follow_sweep(sweep, as_json=as_json, interval=interval, console=_console()))
+            code = follow_sweep(sweep, as_json=as_json, interval=interval, console=_console())
+            if code == 0 and register_as is not None:
+                version = sweep.register(register_as, alias=alias)
+                if as_json:
+                    print_json({"event": "registered", **version})
+                else:
+                    click.echo(registered_line(version))
+            sys.exit(code)
     if as_json:
         return print_json(sweep.data)
     click.echo(

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from core.config import Settings
 from core.runs import training
-from descent import Client, SweepFailed, sweep_commands
+from descent import Client, SweepFailed, model_commands, sweep_commands
 from descent.cli import main as cli_main
 from descent.errors import Conflict, InvalidInput, Unavailable
 from store.session import Database
@@ -253,3 +253,50 @@ def test_cli_submit_errors_name_the_trial_field_and_option(
     assert "trial 1" in bad.output and "spec.optimizer.learning_rate" in bad.output
     asha = runner.invoke(cli_main, [*base, "--asha", "2"])
     assert asha.exit_code == 2 and "GRACE,FACTOR" in asha.output
+
+
+def test_the_winner_is_registered_from_python_and_the_cli(
+    worker: PollWorker,
+    api: TestClient,
+    tenant_key: str,
+    dataset_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _client(worker, tenant_key) as client:
+        sweep = client.sweep(dataset_id, BASE, GRID, metric="val_accuracy", max_parallel=1)
+        first = sweep.register("blobs", alias="production", timeout=60)
+        best = sweep.best
+        assert best is not None
+        assert first == {"name": "blobs", "version": 1, "model_id": best["model_id"],
+                         "alias": "production"}  # fmt: skip
+        # The name exists now: the next registration is version 2, not an error.
+        assert client.register(best["model_id"], "blobs")["version"] == 2
+    headers = {"Authorization": f"Bearer {tenant_key}"}
+    registered = api.get("/v1/registry/blobs", headers=headers).json()
+    assert registered["aliases"] == {"production": 1}
+    answer = api.post(
+        "/v1/registry/blobs/aliases/production/predict", headers=headers,
+        json={"inputs": CENTRES},
+    ).json()  # fmt: skip
+    assert answer["model_id"] == best["model_id"] and answer["version"] == 1
+    assert answer["predictions"] == ["blue", "green", "red"]
+
+    # The CLI: submit --follow --register, then models register.
+    runner = _cli(worker, monkeypatch)
+    monkeypatch.setattr(model_commands, "make_client", lambda _u, key: _client(worker, key))
+    (tmp_path / "search.json").write_text(json.dumps(GRID))
+    key = ["--key", tenant_key]
+    search = ["--search", str(tmp_path / "search.json")]
+    submit = ["sweeps", "submit", "--dataset", dataset_id, "--set", "epochs=3", *search,
+              "--metric", "val_accuracy", *key]  # fmt: skip
+    refused = runner.invoke(cli_main, [*submit, "--register", "cli"])
+    assert refused.exit_code == 2 and "--register needs --follow" in refused.output
+    done = runner.invoke(
+        cli_main,
+        [*submit, "--follow", "--interval", "0", "--register", "cli", "--alias", "staging"],
+    )
+    assert done.exit_code == 0, done.output
+    assert "as cli v1 (staging)" in done.output
+    again = runner.invoke(cli_main, ["models", "register", best["model_id"], "--name", "cli", *key])
+    assert again.exit_code == 0 and f"registered model {best['model_id']} as cli v2" in again.output
