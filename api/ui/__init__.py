@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from store.tables import ACTIVE_RUN_STATUSES, Run, RunStatus
+from store.tables import FINISHED_RUN_STATUSES, Run, RunStatus
 
 UI = "/ui"
 LOGIN = f"{UI}/login"
@@ -54,7 +54,9 @@ def val_metric(metrics: dict[str, Any] | None) -> str:
 
 
 def is_active(run: Run) -> bool:
-    return RunStatus(run.status) in ACTIVE_RUN_STATUSES
+    """Not finished: the page follows it live (a sweep's pending trial too, which does not
+    count against the tenant's concurrent runs, so it is not in ACTIVE_RUN_STATUSES)."""
+    return RunStatus(run.status) not in FINISHED_RUN_STATUSES
 
 
 TEMPLATES.env.filters["duration"] = duration

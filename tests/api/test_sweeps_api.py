@@ -367,3 +367,18 @@ def test_the_largest_grid_is_accepted_and_one_more_trial_is_not(
         "field": "search.space", "trials": 2000, "limit": 1000,
     }  # fmt: skip
     assert sql_scalar(db, "SELECT count(*) FROM sweeps") == 1
+
+
+def test_a_pending_trials_page_follows_it_live(
+    api: TestClient, tenant_key: str, dataset_id: str
+) -> None:
+    """Pending is not finished: the dashboard's run page keeps following the trial."""
+    created = api.post(
+        "/v1/sweeps", headers=bearer(tenant_key), json=sweep_body(dataset_id, max_parallel=1)
+    ).json()
+    waiting = next(t for t in created["trials"] if t["status"] == "pending")
+    signed_in = api.post("/ui/login", data={"api_key": tenant_key}, follow_redirects=False)
+    assert signed_in.status_code == 303
+    page = api.get(f"/ui/runs/{waiting['run_id']}")
+    assert page.status_code == 200 and 'data-final="false"' in page.text
+    assert "pending" in page.text
