@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
@@ -87,3 +88,14 @@ def page_of(rows: list[L], limit: int) -> Page[L]:
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
     return Page(items=rows, next_cursor=next_cursor)
+
+
+def newest_page(
+    fetch: Callable[[Keyset | None, int], list[L]], *, limit: int, cursor: str | None
+) -> Page[L]:
+    """One page of a newest-first list: ``fetch(after, n)`` returns up to ``n`` rows after the
+    keyset ``after``; it is asked for one row more than the page, which only says that there
+    is a next page."""
+    check_limit(limit)
+    after = decode_cursor(cursor) if cursor else None
+    return page_of(fetch(after, limit + 1), limit)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.datasets.images import ImageShape, decode_images
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
-from core.pagination import Page, check_limit, decode_cursor, page_of
+from core.pagination import Page, newest_page
 from models import ArtifactError, InputError, load_model
 from models import Model as LoadedModel
 from store import models as model_store
@@ -55,16 +55,14 @@ def list_models(
     dataset_id: uuid.UUID | None = None,
 ) -> Page[Row[Any]]:
     """The tenant's models, newest first."""
-    check_limit(limit)
-    rows = model_store.list_models(
-        reads,
-        tenant_id=tenant_id,
-        limit=limit + 1,
-        after=decode_cursor(cursor) if cursor else None,
-        run_id=run_id,
-        dataset_id=dataset_id,
-    )
-    return page_of(rows, limit)
+    return newest_page(
+        lambda after, n: model_store.list_models(
+            reads, tenant_id=tenant_id, limit=n, after=after, run_id=run_id,
+            dataset_id=dataset_id,
+        ),
+        limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
 
 
 def get_weights(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model:

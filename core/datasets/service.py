@@ -17,7 +17,7 @@ from core.datasets.parsed import ParsedDataset
 from core.datasets.profile import profile_of
 from core.datasets.stored import decode_npz, encode_npz, sha256_file
 from core.errors import Conflict, DescentError, InvalidInput, NotFound
-from core.pagination import Page, check_limit, decode_cursor, page_of
+from core.pagination import Page, newest_page
 from models import task_note
 from store import datasets as dataset_store
 from store import runs as run_store
@@ -126,10 +126,13 @@ def get_dataset(reads: Reads, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) ->
 def list_datasets(
     reads: Reads, *, tenant_id: uuid.UUID, limit: int, cursor: str | None = None
 ) -> Page[Row[Any]]:
-    check_limit(limit)
-    after = decode_cursor(cursor) if cursor else None
-    rows = dataset_store.list_datasets(reads, tenant_id=tenant_id, limit=limit + 1, after=after)
-    return page_of(rows, limit)
+    return newest_page(
+        lambda after, n: dataset_store.list_datasets(
+            reads, tenant_id=tenant_id, limit=n, after=after
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def delete_dataset(session: Session, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> None:

@@ -21,7 +21,7 @@ from core.broker import Enqueuer
 from core.config import Settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.limits import check_concurrent_runs
-from core.pagination import Page, check_limit, decode_cursor, page_of
+from core.pagination import Page, newest_page
 from core.runs.validation import check_spec, dataset_for_run, parent_model
 from store import datasets as dataset_store
 from store import runs as run_store
@@ -183,19 +183,15 @@ def list_runs(
     dataset_id: uuid.UUID | None = None,
     sweep_id: uuid.UUID | None = None,
 ) -> Page[Row[Any]]:
-    check_limit(limit)
     wanted = parse_status(status)
-    after = decode_cursor(cursor) if cursor else None
-    rows = run_store.list_runs(
-        reads,
-        tenant_id=tenant_id,
-        limit=limit + 1,
-        after=after,
-        status=wanted,
-        dataset_id=dataset_id,
-        sweep_id=sweep_id,
-    )
-    return page_of(rows, limit)
+    return newest_page(
+        lambda after, n: run_store.list_runs(
+            reads, tenant_id=tenant_id, limit=n, after=after, status=wanted,
+            dataset_id=dataset_id, sweep_id=sweep_id,
+        ),
+        limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
 
 
 def get_history(

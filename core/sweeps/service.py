@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.broker import Enqueuer
 from core.config import Settings
 from core.errors import Conflict, InvalidInput, NotFound, quote
-from core.pagination import Page, check_limit, decode_cursor, page_of
+from core.pagination import Page, newest_page
 from core.runs.validation import check_spec, dataset_for_run
 from core.sweeps import slots
 from core.sweeps.asha import Asha
@@ -216,10 +216,11 @@ def get_sweep(reads: Reads, *, tenant_id: uuid.UUID, sweep_id: uuid.UUID) -> Lea
 def list_sweeps(
     reads: Reads, *, tenant_id: uuid.UUID, limit: int, cursor: str | None = None
 ) -> Page[Row[Any]]:
-    check_limit(limit)
-    after = decode_cursor(cursor) if cursor else None
-    rows = sweep_store.list_sweeps(reads, tenant_id=tenant_id, limit=limit + 1, after=after)
-    return page_of(rows, limit)
+    return newest_page(
+        lambda after, n: sweep_store.list_sweeps(reads, tenant_id=tenant_id, limit=n, after=after),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def cancel_sweep(session: Session, *, tenant_id: uuid.UUID, sweep_id: uuid.UUID) -> Sweep:
