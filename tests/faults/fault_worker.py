@@ -9,6 +9,9 @@ code paths reads these variables; only ``celery -A tests.faults.fault_worker wor
 - ``FAULT_EXIT_AT_EPOCH`` (+ ``FAULT_EXIT_RUN_NAME``): ``os._exit`` the pool child after it
   committed an epoch >= that one, for runs with that name: a run that kills every attempt.
 - ``FAULT_VISIBILITY_TIMEOUT``: a short Redis visibility timeout (and a fast restore scan).
+
+Each trace line also carries ``verdict``: the ASHA rung decision committed with that epoch
+(True goes on, False stops, None no decision), so a test can count the decisions made.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import os
 import time
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from core.runs import lease
 from models import EpochEnd
@@ -41,7 +46,7 @@ _original_on_epoch = lease.Attempt.on_epoch
 _original_should_stop = lease.Attempt.should_stop
 
 
-def _record(attempt: lease.Attempt, e: EpochEnd) -> None:
+def _record(attempt: lease.Attempt, e: EpochEnd, verdict: bool | None) -> None:
     if _trace:
         line = {
             "pid": os.getpid(),
@@ -49,6 +54,7 @@ def _record(attempt: lease.Attempt, e: EpochEnd) -> None:
             "token": str(attempt.token),
             "attempt": attempt.run.attempts,
             "epoch": e.epoch,
+            "verdict": verdict,
             "t": time.time(),
         }
         fd = os.open(_trace, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -59,8 +65,20 @@ def _record(attempt: lease.Attempt, e: EpochEnd) -> None:
 
 
 def on_epoch(self: lease.Attempt, e: EpochEnd) -> None:
-    _original_on_epoch(self, e)  # commits (fenced); raises LeaseLost if the lease is gone
-    _record(self, e)
+    judge = self.rung_judge
+    verdicts: list[bool | None] = [None]
+    if judge is not None:
+
+        def judged(session: Session, epoch: int, epochs: int) -> bool | None:
+            verdicts[0] = judge(session, epoch, epochs)
+            return verdicts[0]
+
+        self.rung_judge = judged
+    try:
+        _original_on_epoch(self, e)  # commits (fenced); raises LeaseLost if the lease is gone
+    finally:
+        self.rung_judge = judge
+    _record(self, e, verdicts[0])
     if _exit_at and e.epoch >= _exit_at and (_exit_name is None or self.run.name == _exit_name):
         os._exit(17)
 
