@@ -262,7 +262,7 @@ def shape_mismatch(x_rows: int, y_rows: int) -> InvalidInput:
 
 
 def numeric_dataset(
-    fmt: DatasetFormat, x: NDArray[np.float64], names: list[str], label: str, target: Label
+    fmt: DatasetFormat, x: NDArray[np.floating[Any]], names: list[str], label: str, target: Label
 ) -> ParsedDataset:
     if label in names:
         raise InvalidInput(
@@ -274,7 +274,10 @@ def numeric_dataset(
         format=fmt,
         feature_names=names,
         feature_types=[FeatureType.numeric] * len(names),
-        X_numeric=np.ascontiguousarray(x, dtype=np.float64),
+        # float32 stays float32 (the CSV reader's exact compact form); anything else float64.
+        X_numeric=np.ascontiguousarray(
+            x, dtype=np.float32 if x.dtype == np.float32 else np.float64
+        ),
         X_categorical=np.empty((x.shape[0], 0), dtype=np.int32),
         categories=[],
         y=target.y,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -18,15 +19,23 @@ from core.datasets.columns import (
     from_frame,
     numeric_dataset,
 )
-from core.datasets.labels import label_from_strings
-from core.datasets.parsed import CsvLocator, Deadline, ParsedDataset, excerpt, ragged
+from core.datasets.labels import label_from_strings, numeric_label
+from core.datasets.parsed import (
+    CsvLocator,
+    Deadline,
+    ParsedDataset,
+    exact_in_float32,
+    excerpt,
+    ragged,
+    widened,
+)
 from core.datasets.values import MISSING_TOKENS
 from core.errors import InvalidInput
 from store.tables import DatasetFormat
 
 # Bytes of lines the numeric path hands polars at a time: large enough that per-call overhead
 # is small even for 10,000 columns, small enough that one block's buffers stay a few times this.
-_BLOCK_BYTES = 8 * 1024 * 1024
+_BLOCK_BYTES = 2 * 1024 * 1024
 
 
 def _sniff_separator(first_line: str) -> str:
@@ -97,7 +106,11 @@ def parse_csv(
             x, labels = fast
             features = [n for n in names if n != label_name]
             check_counts(x.shape[0], len(features), settings)
-            target = label_from_strings(labels, label_name, loc, settings)
+            target = (
+                numeric_label(labels, label_name, loc)
+                if isinstance(labels, np.ndarray)
+                else label_from_strings(labels, label_name, loc, settings)
+            )
             return numeric_dataset(DatasetFormat.csv, x, features, label_name, target)
     deadline.check()
     frame = _read_strings(path, sep, names, settings)
@@ -110,8 +123,11 @@ def parse_csv(
 
 
 # ---------------------------------------------------------------------------------------------
-# The common case: every feature a number. Read straight to float64 in blocks of lines, so the
-# peak is about the matrix plus one block, not the file's text plus a table plus the matrix.
+# The common case: every feature a number. Read straight into the matrix in blocks of lines, so
+# the peak is about the matrix plus one block, not the file's text plus a table plus the matrix.
+# The matrix is float32 while every value so far is exactly a float32 (0/1 flags, small whole
+# numbers, pixels), else float64: short cells like "0," would otherwise make the matrix 4x the
+# file. Either way it holds the numbers exactly as written.
 
 
 def _read_numeric(
@@ -122,11 +138,11 @@ def _read_numeric(
     label: str,
     settings: Settings,
     deadline: Deadline,
-) -> tuple[NDArray[np.float64], pl.Series] | None:
-    """Features as a float64 matrix and the label as text, or None when anything is unusual
-    (a value that is not a number or is infinite, a quote, a blank or ragged line, too many
-    rows): the
-    string path then reads the file again and names the problem precisely."""
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.float64] | pl.Series] | None:
+    """Features as a float32 or float64 matrix and the label as numbers (when every one is a
+    finite number) or as text; None when anything is unusual (a feature that is not a number or
+    is infinite, a quote, a blank or ragged line, too many rows): the string path then reads the
+    file again and names the problem precisely."""
     span = _data_span(path, header_lines)
     if span is None:
         return None
@@ -136,8 +152,10 @@ def _read_numeric(
     deadline.check()
     # A plain dict: pl.Schema validates each entry, ~3 us a column.
     schema = {n: pl.String if n == label else pl.Float64 for n in names}
-    x = np.empty((lines, len(names) - 1), dtype=np.float64)
-    labels: list[pl.Series] = []
+    x: NDArray[np.floating[Any]] = np.empty((lines, len(names) - 1), dtype=np.float32)
+    # The label as numbers while every one so far is (8 bytes a row, not a string's 16 and up).
+    numbers: NDArray[np.float64] | None = np.empty(lines, dtype=np.float64)
+    texts: list[pl.Series] = []
     row = 0
     for block in _line_blocks(path, start, end):
         if block is None:
@@ -155,19 +173,36 @@ def _read_numeric(
             )
         except pl.exceptions.PolarsError:
             return None
-        labels.append(frame.drop_in_place(label))
+        raw = frame.drop_in_place(label)
+        if numbers is not None:
+            as_number = raw.str.strip_chars().cast(pl.Float64, strict=False)
+            if as_number.null_count() == 0 and not as_number.is_infinite().any():
+                if row + len(as_number) > lines:
+                    return None
+                numbers[row : row + len(as_number)] = as_number.to_numpy()
+            elif row:
+                return None  # numbers, then something else: the string path names it
+            else:
+                numbers = None  # a text label (class names), or one with gaps
+        if numbers is None:
+            texts.append(raw)
+        del raw
         # Fortran order is polars' cheap export; the copy into the C-ordered rows transposes.
         values = frame.to_numpy(order="fortran")
         del frame
         # NaN is an empty cell (missing); infinity goes to the string path, which names it.
         if row + len(values) > lines or np.isinf(values).any():
             return None
+        if x.dtype == np.float32 and not exact_in_float32(values):
+            x = widened(x, row)
         x[row : row + len(values)] = values
         row += len(values)
         deadline.check()
     if row != lines:
         return None
-    return x, pl.concat(labels) if labels else pl.Series(label, [], dtype=pl.String)
+    if numbers is not None and lines:
+        return x, numbers
+    return x, pl.concat(texts) if texts else pl.Series(label, [], dtype=pl.String)
 
 
 def _data_span(path: Path, header_lines: int) -> tuple[int, int, int] | None:

@@ -15,6 +15,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,16 @@ from models.vocabulary import FeatureType, Task
 from store.tables import DatasetFormat
 
 
+# Cells of the missing-value mask made at a time.
+_MASK_CELLS = 1 << 22
+
+
 @dataclass(frozen=True, eq=False)
 class ParsedDataset:
     """A validated dataset.
 
-    ``X_numeric`` holds the numeric features (float64, ``n_rows x n_numeric``) and
+    ``X_numeric`` holds the numeric features (``n_rows x n_numeric``; float64, or float32 when
+    that holds every value exactly: see ``csv._read_numeric``; readers widen it) and
     ``X_categorical`` the categorical ones (int32 codes, ``n_rows x n_categorical``), each
     in the order they appear in ``feature_names``; ``categories[j]`` is the sorted
     vocabulary of the j-th categorical feature. A missing value is NaN in ``X_numeric`` and
@@ -42,7 +48,7 @@ class ParsedDataset:
     format: DatasetFormat
     feature_names: list[str]
     feature_types: list[FeatureType]
-    X_numeric: NDArray[np.float64]
+    X_numeric: NDArray[np.floating[Any]]
     X_categorical: NDArray[np.int32]
     categories: list[list[str]]
     y: NDArray[Any]
@@ -66,19 +72,28 @@ class ParsedDataset:
             if t == "categorical"
         ]
 
+    @cached_property
+    def numeric_gaps(self) -> NDArray[np.intp]:
+        """Missing values per numeric column, counted a block of rows at a time: a mask of the
+        whole matrix would cost a byte a cell, half the file for short cells like "0,"."""
+        x = self.X_numeric
+        counts = np.zeros(x.shape[1], dtype=np.intp)
+        step = max(1, _MASK_CELLS // max(x.shape[1], 1))
+        for start in range(0, x.shape[0], step):
+            counts += np.isnan(x[start : start + step]).sum(axis=0)
+        return counts
+
     @property
     def n_inputs(self) -> int:
         """The network's input width: numeric features and one column per category, plus a
         "was missing" input per numeric feature with gaps and a "missing" category per
         categorical one (as training would fit on the whole dataset)."""
-        gaps = (
-            np.isnan(self.X_numeric).any(axis=0).sum() + (self.X_categorical < 0).any(axis=0).sum()
-        )
+        gaps = np.count_nonzero(self.numeric_gaps) + (self.X_categorical < 0).any(axis=0).sum()
         return int(self.X_numeric.shape[1]) + sum(len(c) for c in self.categories) + int(gaps)
 
     def missing_counts(self) -> dict[str, int]:
         """Missing values per feature (NaN, or code -1), only for the features that have any."""
-        numeric = np.isnan(self.X_numeric).sum(axis=0).tolist()
+        numeric = self.numeric_gaps.tolist()
         categorical = (self.X_categorical < 0).sum(axis=0).tolist()
         counts = iter(numeric), iter(categorical)
         found = {
@@ -174,6 +189,18 @@ class CsvLocator(Locator):
             {"column": column, "line": line},
             code="missing_value",
         )
+
+
+def exact_in_float32(values: NDArray[np.float64]) -> bool:
+    """Whether float32 holds every value exactly (NaN, a missing value, included)."""
+    return bool(np.array_equal(values.astype(np.float32), values, equal_nan=True))
+
+
+def widened(x: NDArray[np.floating[Any]], filled: int) -> NDArray[np.float64]:
+    """``x`` as float64, its first ``filled`` rows copied: a value float32 cannot hold came."""
+    wide = np.empty(x.shape, dtype=np.float64)
+    wide[:filled] = x[:filled]
+    return wide
 
 
 def ragged(line: int, found: int, expected: int) -> InvalidInput:

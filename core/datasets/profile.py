@@ -53,34 +53,28 @@ def profile_of(parsed: ParsedDataset, *, top: int = 10) -> dict[str, Any]:
     return {"n_rows": parsed.n_rows, "columns": columns, "label": label}
 
 
-def _numeric_columns(x: NDArray[np.float64]) -> list[dict[str, Any]]:
-    """Statistics of every column of ``x`` at once, ignoring NaN (missing)."""
-    present = ~np.isnan(x)
-    count = present.sum(axis=0)
-    # fmin/fmax skip NaN without the all-NaN warning of nanmin; NaN stays for an empty column.
-    lo = np.fmin.reduce(x, axis=0, initial=np.nan)
-    hi = np.fmax.reduce(x, axis=0, initial=np.nan)
-    filled = np.where(present, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=0) / count
-        squares = (np.where(present, x - mean, 0.0) ** 2).sum(axis=0)
-        std = np.sqrt(squares / (count - DDOF))
-    std[count <= DDOF] = np.nan
-    # Distinct values: NaN sorts last, so count the changes between neighbours before it.
-    ordered = np.sort(x, axis=0)
-    changes = ((ordered[1:] != ordered[:-1]) & ~np.isnan(ordered[1:])).sum(axis=0)
-    distinct = changes + (count > 0)
-    return [
-        {
-            "missing": int(x.shape[0] - count[j]),
-            "min": _number(lo[j]),
-            "max": _number(hi[j]),
-            "mean": _number(mean[j]),
-            "std": _number(std[j]),
-            "n_unique": int(distinct[j]),
-        }
-        for j in range(x.shape[1])
-    ]
+def _numeric_columns(x: NDArray[np.floating[Any]]) -> list[dict[str, Any]]:
+    """Statistics of every column of ``x``, ignoring NaN (missing). A column at a time, so the
+    temporaries are a few copies of one column, never of the matrix (the upload's peak)."""
+    return [_column_stats(x[:, j]) for j in range(x.shape[1])]
+
+
+def _column_stats(column: NDArray[np.floating[Any]]) -> dict[str, Any]:
+    values = column[~np.isnan(column)].astype(np.float64)
+    count = len(values)
+    stats: dict[str, Any] = {"missing": len(column) - count, "n_unique": 0}
+    if not count:
+        return stats | dict.fromkeys(("min", "max", "mean", "std"))
+    mean = values.mean()
+    std = values.std(ddof=DDOF) if count > DDOF else np.float64("nan")
+    values.sort()
+    return stats | {
+        "min": _number(values[0]),
+        "max": _number(values[-1]),
+        "mean": _number(mean),
+        "std": _number(std),
+        "n_unique": 1 + int(np.count_nonzero(values[1:] != values[:-1])),
+    }
 
 
 def _categorical_columns(

@@ -53,12 +53,12 @@ def _features(parsed: dataset_service.ParsedDataset) -> NDArray[Any]:
     """What the engine takes: floats when every feature is numeric, else an object table with
     the categorical columns as strings."""
     if not parsed.categorical_names:
-        return parsed.X_numeric
+        return parsed.X_numeric.astype(np.float64, copy=False)  # stored compact, trained wide
     X = np.empty((parsed.n_rows, parsed.n_features), dtype=object)
     num_j = cat_j = 0
     for j, kind in enumerate(parsed.feature_types):
         if kind == "numeric":
-            X[:, j] = parsed.X_numeric[:, num_j]
+            X[:, j] = parsed.X_numeric[:, num_j].astype(np.float64)
             num_j += 1
         else:
             # Code -1 is a missing value: None, which the engine imputes.

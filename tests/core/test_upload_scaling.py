@@ -23,6 +23,7 @@ from core.datasets import json as json_parser
 from core.datasets import parse_upload
 from core.datasets.parsed import Deadline, ParsedDataset
 from core.errors import DescentError, InvalidInput, PayloadTooLarge
+from core.runs.training import _features
 from tests.core.npz_payloads import npz_bytes
 
 MiB = 1024 * 1024
@@ -292,3 +293,40 @@ def test_csv_blocks_split_anywhere_give_the_same_dataset(
     text = parse_y()
     assert np.array_equal(text.X_numeric, reference.X_numeric)
     assert np.array_equal(text.y, reference.y) and text.classes == reference.classes
+
+
+def test_short_numbers_are_kept_as_float32_exactly_and_widen_when_one_needs_float64(
+    tmp_path: Path, cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags and small whole numbers fit float32 exactly: the matrix is half the size of
+    float64. A value float32 cannot hold (0.1), even in a later block, widens the matrix with
+    every earlier value unchanged; training always sees float64."""
+    monkeypatch.setattr(csv_parser, "_BLOCK_BYTES", 64)  # many blocks: the widening comes late
+    rows = [f"{i % 2},{i % 7},{i % 3}" for i in range(100)]
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    compact = parse(path, cfg)
+    assert compact.X_numeric.dtype == np.float32
+    assert compact.X_numeric.tolist() == [[i % 2, i % 7] for i in range(100)]
+    assert _features(compact).dtype == np.float64
+    assert compact.y.tolist() == [i % 3 for i in range(100)] and compact.classes == [0, 1, 2]
+
+    path.write_text("a,b,y\n" + "\n".join([*rows, "0.1,16777217,2"]) + "\n")
+    wide = parse(path, cfg)
+    assert wide.X_numeric.dtype == np.float64
+    assert wide.X_numeric[:100].tolist() == compact.X_numeric.tolist()
+    assert wide.X_numeric[100].tolist() == [0.1, 16777217.0]  # neither is a float32
+
+
+def test_a_numeric_label_then_a_word_is_named_by_the_text_path(
+    tmp_path: Path, cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The label is read as numbers block by block; a stray word in a later block hands the
+    file to the text path, which names it, as it does when the word comes first."""
+    monkeypatch.setattr(csv_parser, "_BLOCK_BYTES", 64)
+    rows = [f"{i},{i % 2}" for i in range(60)]
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n" + "\n".join([*rows, "1,oops"]) + "\n")
+    with pytest.raises(InvalidInput) as caught:
+        parse(path, cfg)
+    assert caught.value.details["column"] == "y" and caught.value.details["line"] == 62
