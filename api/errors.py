@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from api import ui
-from core.errors import DependencyDown, DescentError
+from core.errors import MAX_LISTED_ERRORS, DependencyDown, DescentError, field_path
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def render(exc: DescentError) -> JSONResponse:
 
 def _field_path(loc: tuple[Any, ...]) -> tuple[str, str]:
     location = str(loc[0]) if loc else "body"
-    return location, ".".join(str(p) for p in loc[1:])
+    return location, field_path(loc[1:])
 
 
 async def _descent_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -81,13 +81,19 @@ async def _descent_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    found = exc.errors()
     errors = []
-    for err in exc.errors():
+    for err in found[:MAX_LISTED_ERRORS]:
         location, path = _field_path(tuple(err.get("loc", ())))
         errors.append({"location": location, "field": path, "message": err.get("msg", "")})
     first = errors[0] if errors else {"location": "body", "field": "", "message": "invalid"}
     message = f"invalid {first['location']} field {first['field']!r}: {first['message']}"
-    details = {"field": first["field"], "location": first["location"], "errors": errors}
+    details = {
+        "field": first["field"],
+        "location": first["location"],
+        "errors": errors,
+        "error_count": len(found),
+    }
     return error_response(422, "invalid_input", message, details)
 
 

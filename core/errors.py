@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 # Longest excerpt of a client's value that an error message or its details repeat back.
 MAX_QUOTED_CHARS = 200
 
 
-def quote(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
-    """``repr(value)``, cut to ``limit`` characters: an error never echoes a huge input."""
-    text = repr(value)
+# Validation errors an answer lists, at most (the first ones; the answer says how many).
+MAX_LISTED_ERRORS = 20
+
+
+def field_path(parts: Iterable[Any]) -> str:
+    """A dotted path of a client's field names, each cut to ``MAX_QUOTED_CHARS`` characters:
+    a 10 MB key named in an error is not echoed back whole."""
+    return ".".join(cut(str(part)) for part in parts)
+
+
+def cut(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def quote(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error never echoes a huge input."""
+    return cut(repr(value), limit)
 
 
 class DescentError(Exception):

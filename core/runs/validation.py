@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import predictions
 from core.config import Settings
-from core.errors import InvalidInput, NotFound
+from core.errors import MAX_LISTED_ERRORS, InvalidInput, NotFound, field_path
 from models import Model as LoadedModel
 from models import (
     SpecError,
@@ -42,15 +42,16 @@ class SpecCheck:
 
 
 def _validation_error(exc: ValidationError) -> InvalidInput:
+    found = exc.errors()
     errors = [
-        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
-        for e in exc.errors()
+        {"field": field_path(e.get("loc", ())), "message": e.get("msg", "")}
+        for e in found[:MAX_LISTED_ERRORS]
     ]
     first = errors[0] if errors else {"field": "", "message": "invalid"}
     path = f"spec.{first['field']}" if first["field"] else "spec"
     return InvalidInput(
         f"invalid field {path!r}: {first['message']}",
-        {"field": path, "errors": errors},
+        {"field": path, "errors": errors, "error_count": len(found)},
         code="invalid_spec",
     )
 

@@ -147,6 +147,7 @@ def test_crash_then_resume_is_exact(
     monkeypatch.setattr(lease.Attempt, "on_epoch", original)
     stuck = _run(db, crashing)
     assert stuck.status == RunStatus.running and stuck.epoch == 3
+    assert _checkpoints(db, crashing)  # what the resume starts from
 
     # The reaper sees the stale heartbeat and puts the run back to queued.
     later = utcnow() + timedelta(seconds=svc_settings.lease_seconds + 1)
@@ -156,6 +157,8 @@ def test_crash_then_resume_is_exact(
     final = _run(db, crashing)
     assert final.attempts == 2 and final.model_id is not None
     assert _history(db, tenant, crashing) == expected
+    # A succeeded run keeps no checkpoint: its model is what it keeps.
+    assert _checkpoints(db, crashing) == [] and _checkpoints(db, reference) == []
 
 
 def test_corrupt_checkpoint_falls_back_and_zombie_is_fenced(
