@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from service_speed import (
+from service_world import (
     FINAL,
     REPO,
     api_key_for,

@@ -37,7 +37,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from service_speed import (
+from service_world import (
     api_key_for,
     digits_split,
     pct,

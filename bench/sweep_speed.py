@@ -27,7 +27,7 @@ import httpx
 from descent.processes import free_port, process, wait_healthy
 
 sys.path.insert(0, str(Path(__file__).parent))
-import service_speed as base
+import service_world as base
 
 SEARCH: dict[str, Any] = {
     "method": "grid",
