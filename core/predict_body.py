@@ -1,8 +1,10 @@
 """Predict request bodies: JSON parsed with orjson straight into numpy, in the model's feature
-order (no per-value pydantic validation); a 4xx names the row and column of a bad value."""
+order (no per-value pydantic validation); a 4xx names the row and column of a bad value. null,
+and the bare literal NaN, are missing values; Infinity is refused by name."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -183,6 +185,28 @@ def _matrix_any_width(data: Any, width: int, field: str) -> list[list[Any]]:
     return data
 
 
+def _constant(name: str) -> float | None:
+    """``NaN`` (what pandas and numpy write) is a missing value, like null; ``Infinity`` stays
+    a float so the row and column checks refuse it by name (422)."""
+    return None if name == "NaN" else float(name)
+
+
+def _loads(body: bytes) -> Any:
+    """orjson, strict JSON; a body it refuses that holds the bare literals ``NaN`` or
+    ``Infinity`` (not JSON, but what Python's json and JavaScript write) is read again by the
+    standard library parser, which takes them (its size is bounded by the caller)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    if b"NaN" in body or b"Infinity" in body:
+        try:
+            return json.loads(body, parse_constant=_constant)
+        except (ValueError, RecursionError):
+            pass  # malformed for another reason: orjson's message says where
+    raise BadRequest(f"malformed JSON: {error}", code="malformed_json") from None
+
+
 def parse_predict_body(body: bytes, model: LoadedModel, settings: Settings) -> NDArray[Any]:
     """Raw JSON body -> the feature table in the model's order. 400 malformed JSON, 413 too
     many rows, 422 for content that does not fit the model (naming row / column)."""
@@ -191,10 +215,7 @@ def parse_predict_body(body: bytes, model: LoadedModel, settings: Settings) -> N
             f"request body over {settings.max_predict_body_bytes} bytes",
             {"limit": settings.max_predict_body_bytes},
         )
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+    data = _loads(body)
     if not isinstance(data, dict):
         raise _invalid("the body must be a JSON object", "body")
     given = [k for k in INPUT_KEYS if k in data]

@@ -4,53 +4,91 @@ during it, defined once: which task a label suggests, and how rows split for val
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from models.errors import DataError
+from models.spec import MAX_CLASSES
 from models.types import Array
 from models.vocabulary import Task
 
-# Integer labels with at most this many distinct values (and at most half the rows) are classes.
-MAX_INFERRED_CLASSES = 100
+# Whole-number labels are classes when each value is on this many rows on average (a few
+# values, each often seen: ratings, codes, digits), up to the class limit...
+MIN_ROWS_PER_CLASS = 10
+# ... or when they are consecutive codes (0..k-1 or 1..k) that repeat (this many rows each on
+# average).
+MIN_ROWS_PER_CODE = 2
+# Classes inferred from more distinct whole numbers than this are a close call (an age, a
+# count, a year): the upload answer says so.
+FEW_CLASSES = 20
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """The task labels suggest, and for whole numbers why (``note``, when the call is close)."""
+
+    task: Task
+    n_unique: int
+    note: str | None = None
 
 
 def infer_task(y: Array) -> tuple[Task, int]:
-    """Classification for text/bool labels and few integer values; else regression."""
-    if y.ndim == 2 and y.shape[1] > 1:
-        return Task.regression, 0
-    flat = y.reshape(-1)
-    if flat.dtype.kind in "biufc":
-        n_unique = len(np.unique(flat))
-        # Floats past 2**53 are not exact integers: such labels are values, not classes.
-        integral = flat.dtype.kind in "biu" or (
-            bool(np.all(np.mod(flat, 1) == 0)) and bool(np.all(np.abs(flat) < 2**53))
-        )
-        few = n_unique <= MAX_INFERRED_CLASSES and n_unique <= max(2, len(flat) // 2)
-        return (Task.classification if integral and few else Task.regression), n_unique
-    return Task.classification, len(np.unique(flat.astype(str)))
+    """Classification for text/bool labels and for whole numbers that look like classes
+    (``call_task``); else regression. Also the number of distinct values."""
+    call = call_task(y)
+    return call.task, call.n_unique
 
 
 def task_note(y: Array) -> str | None:
-    """Why integer labels were taken as values, when classes were possible: the call is a
-    close one, and the user may want the other (spec ``task`` overrides it)."""
-    task, n_unique = infer_task(y)
-    if task is Task.classification or (y.ndim == 2 and y.shape[1] > 1):
-        return None
+    """Why whole-number labels were taken as classes or as values, when the call is a close
+    one and the user may want the other (spec ``task`` overrides it); else None."""
+    return call_task(y).note
+
+
+def call_task(y: Array) -> TaskCall:
+    if y.ndim == 2 and y.shape[1] > 1:
+        return TaskCall(Task.regression, 0)
     flat = y.reshape(-1)
-    if flat.dtype.kind not in "biu" and not bool(np.all(np.mod(flat, 1) == 0)):
-        return None
+    if flat.dtype.kind not in "biufc":
+        return TaskCall(Task.classification, len(np.unique(flat.astype(str))))
+    values = np.unique(flat)
+    n_unique = len(values)
+    # Floats past 2**53 are not exact integers: such labels are values, not classes.
+    integral = flat.dtype.kind in "biu" or (
+        bool(np.all(np.mod(flat, 1) == 0)) and bool(np.all(np.abs(flat) < 2**53))
+    )
+    if not integral:
+        return TaskCall(Task.regression, n_unique)
+    if n_unique <= 2:
+        return TaskCall(Task.classification, n_unique)
+    per_value = len(flat) / n_unique
+    codes = bool(values[0] in (0, 1) and values[-1] - values[0] == n_unique - 1)
+    seen = f"{n_unique} distinct values, {per_value:.1f} rows each on average"
+    if n_unique <= MAX_CLASSES and per_value >= MIN_ROWS_PER_CLASS:
+        if n_unique <= FEW_CLASSES:
+            return TaskCall(Task.classification, n_unique)
+        why = f"the label holds whole numbers with {seen}, so each value is taken as a class"
+        return TaskCall(Task.classification, n_unique, _as(why, Task.regression, "a quantity"))
+    if n_unique <= MAX_CLASSES and codes and per_value >= MIN_ROWS_PER_CODE:
+        why = (
+            f"the label holds whole numbers {int(values[0])}..{int(values[-1])} with {seen}, "
+            "so they are taken as class codes"
+        )
+        return TaskCall(Task.classification, n_unique, _as(why, Task.regression, "a quantity"))
+    if n_unique > MAX_CLASSES or per_value < MIN_ROWS_PER_CODE:
+        return TaskCall(Task.regression, n_unique)  # mostly distinct: values, not a close call
     why = (
-        f"more than {MAX_INFERRED_CLASSES}"
-        if n_unique > MAX_INFERRED_CLASSES
-        else f"more than half of the {len(flat)} rows"
+        f"the label holds whole numbers with {seen}, too few for classes ({MIN_ROWS_PER_CLASS} "
+        "a value, or consecutive codes from 0 or 1), so it is treated as a quantity to predict "
+        "(regression)"
     )
-    return (
-        f"the label holds whole numbers with {n_unique} distinct values ({why}), so it is "
-        "treated as a quantity to predict (regression); to learn them as classes instead, "
-        'submit the run with spec "task": "classification"'
-    )
+    return TaskCall(Task.regression, n_unique, _as(why, Task.classification, "classes"))
+
+
+def _as(why: str, other: Task, meaning: str) -> str:
+    return f'{why}; to learn them as {meaning} instead, submit the run with spec "task": "{other}"'
 
 
 def validation_rows(group_size: int, fraction: float) -> int:

@@ -67,12 +67,15 @@ def detect_format(head: bytes, filename: str | None, content_type: str | None) -
         return DatasetFormat.npz if _holds_arrays(head, name) else DatasetFormat.images
     if head.startswith(b"PAR1"):
         return DatasetFormat.parquet
-    if name.endswith((".npz", ".zip")) or ctype in {"application/zip", "application/x-npz"}:
+    if name.endswith(".npz") or ctype == "application/x-npz":
         raise InvalidInput(
             "the file is named or typed as NPZ but is not a zip archive",
             {"field": "file"},
             code="invalid_npz",
         )
+    if name.endswith(".zip") or ctype in {"application/zip", "application/x-zip-compressed"}:
+        # A zip upload is an image archive: its parser gives the "not a zip" answer.
+        raise images.not_a_zip()
     for bom, encoding in (
         (codecs.BOM_UTF32_LE, "UTF-32"),
         (codecs.BOM_UTF32_BE, "UTF-32"),

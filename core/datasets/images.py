@@ -96,17 +96,18 @@ def parse_images(
             {"field": "image_size", "features": shape.n_pixels, "limit": settings.max_features},
             code="too_many_features",
         )
+    pillow_limit(settings)
     with path.open("rb") as fp:
         limit = _ENTRIES_PER_IMAGE * settings.max_image_files
         entries = count_entries(fp, limit)
         if entries is None:
-            raise _not_a_zip()
+            raise not_a_zip()
         if entries > limit:
             raise _too_many_files(f"more than {limit} entries", settings.max_image_files)
         try:
             archive = zipfile.ZipFile(fp)
         except (zipfile.BadZipFile, ValueError, OSError) as exc:
-            raise _not_a_zip() from exc
+            raise not_a_zip() from exc
         with archive:
             members = _members(archive.infolist(), settings)
             n = len(members)
@@ -160,6 +161,7 @@ def decode_images(
             {"field": "file", "files": len(files), "limit": limit},
             code="too_many_files",
         )
+    pillow_limit(settings)
     out = np.empty((len(files), shape.n_pixels), dtype=np.float64)
     for i, (name, data) in enumerate(files):
         where = {"field": "file", "filename": excerpt(name)}
@@ -168,11 +170,17 @@ def decode_images(
     return out
 
 
+def pillow_limit(settings: Settings) -> None:
+    """Pillow's process-wide pixel limit, the same as ours: it warns past it and refuses past
+    twice it (DecompressionBombError), wherever an image is opened in this process."""
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+
+
 # ---------------------------------------------------------------------------------------------
 # The archive
 
 
-def _not_a_zip() -> UnsupportedFormat:
+def not_a_zip() -> UnsupportedFormat:
     return UnsupportedFormat(
         "the upload is not a zip archive (or is truncated); send a zip of class folders of "
         "PNG or JPEG images",
@@ -269,8 +277,9 @@ def _decode(
     data: bytes, name: str, where: dict[str, Any], shape: ImageShape, max_pixels: int
 ) -> NDArray[np.uint8]:
     """One image's pixels (uint8, the feature order). Pillow's plugin class is chosen from the
-    file's magic bytes and reads only the header, so the pixel limit (ours, from Settings, not
-    Pillow's process-wide MAX_IMAGE_PIXELS) refuses a decompression bomb before it is decoded."""
+    file's magic bytes and reads only the header, so the pixel limit (ours, from Settings)
+    refuses a decompression bomb before it is decoded. Pillow's own guard, set to the same limit
+    (``pillow_limit``), is the second line should ours ever be passed."""
     if data.startswith(_PNG_MAGIC):
         opener: type[ImageFile.ImageFile] = PngImagePlugin.PngImageFile
     elif data.startswith(_JPEG_MAGIC):
@@ -282,6 +291,7 @@ def _decode(
             width, height = img.size
             if width * height > max_pixels:
                 raise _bomb(name, where, f"{width}x{height}", max_pixels)
+            Image._decompression_bomb_check(img.size)  # Pillow's guard (Image.open calls it)
             # JPEG: decode straight to the mode and at 1/2..1/8 scale (DCT scaling), no smaller
             # than the target; a no-op for PNG.
             img.draft(shape.pil_mode, (shape.image_size, shape.image_size))

@@ -27,7 +27,6 @@ from core.errors import MAX_QUOTED_CHARS, InvalidInput, PayloadTooLarge
 from models.vocabulary import FeatureType, Task
 from store.tables import DatasetFormat
 
-
 # Cells of the missing-value mask made at a time.
 _MASK_CELLS = 1 << 22
 
@@ -193,7 +192,8 @@ class CsvLocator(Locator):
 
 def exact_in_float32(values: NDArray[np.float64]) -> bool:
     """Whether float32 holds every value exactly (NaN, a missing value, included)."""
-    return bool(np.array_equal(values.astype(np.float32), values, equal_nan=True))
+    with np.errstate(over="ignore"):  # past float32's range: inf, so not equal, so not exact
+        return bool(np.array_equal(values.astype(np.float32), values, equal_nan=True))
 
 
 def widened(x: NDArray[np.floating[Any]], filled: int) -> NDArray[np.float64]:

@@ -96,12 +96,13 @@ def test_label_chosen_by_name_and_trailing_blank_lines_ignored(
     [
         ([0, 1, 2] * 10, Task.classification, [0, 1, 2]),
         ([0.5, 1.25, 2.0] * 10, Task.regression, None),
-        (list(range(30)), Task.regression, None),  # distinct values >= half the rows
-        (list(range(101)) * 3, Task.regression, None),  # > 100 distinct integers
+        (list(range(30)), Task.regression, None),  # id-like: every value once
+        (list(range(101)) * 3, Task.classification, list(range(101))),  # codes 0..100, repeated
+        ([7 * i for i in range(101)] * 3, Task.regression, None),  # 101 values, 3 rows each
         (["b", "a"] * 5, Task.classification, ["a", "b"]),
         ([True, False] * 5, Task.classification, ["false", "true"]),
     ],
-    ids=["ints", "floats", "id-like", "many-ints", "strings", "bools"],
+    ids=["ints", "floats", "id-like", "many-codes", "many-ints", "strings", "bools"],
 )
 def test_task_inference(
     tmp_path: Path, cfg: Settings, labels: list[object], task: Task, classes: list[object] | None

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFile
 from sklearn.datasets import load_digits
 
 from core.config import Settings
+from core.datasets import images
 from core.datasets.images import ImageShape, decode_images, parse_images
 from core.datasets.parsed import Deadline, ParsedDataset
 from core.errors import DescentError, InvalidInput, PayloadTooLarge, UnsupportedFormat
@@ -344,7 +345,7 @@ def test_truncated_image_is_named(tmp_path: Path, cfg: Settings, fmt: str) -> No
     assert "'circle/broken.img'" in err.message
 
 
-def _png_header_only(width: int, height: int) -> bytes:
+def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares width x height, followed by a few bytes of image data: any
     attempt to decode it fails as truncated, so only a header-time refusal says 'too large'."""
 
@@ -367,7 +368,7 @@ def test_image_bomb_refused_unread(
         load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", guarded)
-    bomb = _png_header_only(30000, 30000)
+    bomb = png_header_only(30000, 30000)
     assert len(bomb) < 200
     path = two_classes(tmp_path / "a.zip", [("circle/bomb.png", bomb)])
     start = time.perf_counter()
@@ -387,6 +388,23 @@ def test_pixel_limit_applies_to_jpeg(tmp_path: Path) -> None:
     err = refused(two_classes(tmp_path / "a.zip", [big]), cfg, PayloadTooLarge, "image_too_large")
     assert err.details["declared"] == "40x30"
     assert err.details["limit_pixels"] == 1024
+
+
+def test_pillows_own_limit_is_ours_and_a_second_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    cfg = Settings(database_url="sqlite://", data_dir=tmp_path, max_image_pixels=64 * 64)
+    assert parse(two_classes(tmp_path / "a.zip"), cfg).n_rows == 2
+    assert Image.MAX_IMAGE_PIXELS == 64 * 64
+    decode_images([("a.png", png(shape_image("circle")))], shape=GRAY, settings=Settings(
+        database_url="sqlite://", data_dir=tmp_path, max_image_pixels=50 * 50
+    ))  # fmt: skip
+    assert Image.MAX_IMAGE_PIXELS == 50 * 50
+    # Were our header check ever passed, Pillow's guard (here lower than ours) still refuses.
+    monkeypatch.setattr(images, "pillow_limit", lambda _: setattr(Image, "MAX_IMAGE_PIXELS", 100))
+    err = refused(two_classes(tmp_path / "b.zip"), cfg, PayloadTooLarge, "image_too_large")
+    assert err.details["declared"] == "too many pixels"
 
 
 def test_too_many_files(tmp_path: Path) -> None:
@@ -476,6 +494,6 @@ def test_decode_images_refusals(cfg: Settings) -> None:
     assert bad.value.code == "not_an_image"
     assert bad.value.details == {"field": "file", "filename": "notes.txt"}
     with pytest.raises(PayloadTooLarge) as bomb:
-        decode_images([("b.png", _png_header_only(30000, 30000))], shape=GRAY, settings=cfg)
+        decode_images([("b.png", png_header_only(30000, 30000))], shape=GRAY, settings=cfg)
     assert bomb.value.code == "image_too_large"
     assert bomb.value.details["filename"] == "b.png"

@@ -11,6 +11,7 @@ from models import train
 from models.errors import DataError
 from models.model import load_model
 from models.preprocess import Preprocessor
+from models.split import split_indices
 from models.vocabulary import FeatureType
 
 NAN = float("nan")
@@ -112,3 +113,30 @@ def test_models_saved_before_imputation_still_load() -> None:
     pre = Preprocessor.from_json(old)
     assert pre.fill.tolist() == [0.0] and pre.indicators == [] and pre.n_inputs == 1
     assert pre.transform(np.array([[NAN]]), dtype="float64")[0, 0] == -0.5  # (0 - 1) / 2
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_fill_and_indicators_come_from_the_training_rows_of_a_seeded_split(task: str) -> None:
+    n, seed, fraction = 48, 11, 0.25
+    rng = np.random.default_rng(5)
+    y: np.ndarray = (
+        rng.normal(size=n) if task == "regression" else np.array(["p", "q", "r"] * (n // 3))
+    )
+    # The training rows, found as the trainer finds them: its split stream of the seed, and
+    # the strata of the encoded classes (sorted) when classifying.
+    _, split_seq, _ = np.random.SeedSequence(seed).spawn(3)
+    codes = None if task == "regression" else np.unique(y, return_inverse=True)[1]
+    train_idx, val_idx = split_indices(n, codes, fraction, np.random.default_rng(split_seq))
+    assert len(val_idx) == 12
+    x = np.column_stack([np.arange(n, dtype=np.float64), rng.normal(size=n), rng.normal(size=n)])
+    x[val_idx, 0] += 1_000.0  # validation rows pull the all-rows median of column a far up
+    x[train_idx[:3], 0] = np.nan  # gaps in training rows (and one in validation)
+    x[val_idx[0], 0] = np.nan
+    x[val_idx[:4], 1] = np.nan  # gaps only in validation rows: no indicator for b
+    spec = {"layers": [{"units": 4}], "epochs": 1, "validation_split": fraction, "seed": seed}
+    pre = train(x, y, spec).model.preprocessor
+    expected = np.nanmedian(x[train_idx], axis=0)
+    np.testing.assert_allclose(pre.fill, expected)
+    assert abs(float(np.nanmedian(x[:, 0])) - expected[0]) > 5  # not the all-rows median
+    assert pre.fill[1] != pytest.approx(float(np.nanmedian(x[:, 1])))
+    assert pre.indicators == [0]  # a only: b's gaps are all in validation rows
