@@ -13,7 +13,7 @@ import orjson
 from numpy.typing import NDArray
 
 from core.config import Settings
-from core.errors import BadRequest, InvalidInput, PayloadTooLarge
+from core.errors import BadRequest, InvalidInput, PayloadTooLarge, cut, quote
 from models import Model as LoadedModel
 
 INPUT_KEYS = ("inputs", "records", "dataframe_split", "dataframe_records", "instances")
@@ -87,7 +87,7 @@ def _first_bad_number(rows: list[list[Any]], field: str) -> NDArray[Any]:
         for j, value in enumerate(row):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _invalid(
-                    f"row {i}, feature {j}: expected a number, got {value!r}"[:300],
+                    f"row {i}, feature {j}: expected a number, got {quote(value)}",
                     field,
                     row=i,
                     column=j,
@@ -112,7 +112,7 @@ def _mixed(X: NDArray[Any], model: LoadedModel, field: str) -> NDArray[Any]:
             elif kind == "numeric":
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise _invalid(
-                        f"row {i}, feature {name!r}: expected a number, got {value!r}"[:300],
+                        f"row {i}, feature {name!r}: expected a number, got {quote(value)}",
                         field,
                         row=i,
                         column=name,
@@ -141,7 +141,7 @@ def _from_records(records: Any, model: LoadedModel, field: str) -> NDArray[Any]:
         if len(record) != len(names):
             unknown = next(k for k in record if k not in known)
             raise _invalid(
-                f"unknown column {unknown!r} in record {i}", field, row=i, column=unknown
+                f"unknown column {quote(unknown)} in record {i}", field, row=i, column=cut(unknown)
             )
         rows.append([record[n] for n in names])
     return _matrix(rows, model, field)
@@ -159,7 +159,9 @@ def _from_split(split: Any, model: LoadedModel, field: str) -> NDArray[Any]:
     names = model.feature_names
     unknown = [c for c in columns if c not in set(names)]
     if unknown:
-        raise _invalid(f"unknown column {unknown[0]!r}", f"{field}.columns", column=unknown[0])
+        raise _invalid(
+            f"unknown column {quote(unknown[0])}", f"{field}.columns", column=cut(str(unknown[0]))
+        )
     missing = [n for n in names if n not in set(columns)]
     if missing:
         raise _invalid(f"missing column {missing[0]!r}", f"{field}.columns", column=missing[0])
@@ -223,7 +225,7 @@ def parse_predict_body(body: bytes, model: LoadedModel, settings: Settings) -> N
         raise _invalid(f"give exactly one of {', '.join(INPUT_KEYS)}", "body", found=given)
     extra = [k for k in data if k not in INPUT_KEYS]
     if extra:
-        raise _invalid(f"unknown field {extra[0]!r}", extra[0])
+        raise _invalid(f"unknown field {quote(extra[0])}", cut(extra[0]))
     key = given[0]
     payload = data[key]
     n = (

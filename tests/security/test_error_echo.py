@@ -48,3 +48,23 @@ def test_a_huge_field_name_is_cut_in_the_error(
     assert KEY[:MAX_QUOTED_CHARS] in details["field"]
     assert "more characters" in details["field"] and len(details["field"]) < 2 * MAX_QUOTED_CHARS
     assert len(error["message"]) < 3 * MAX_QUOTED_CHARS
+
+
+@pytest.mark.parametrize("where", ["field", "record-column", "columns"])
+def test_a_huge_name_in_a_predict_body_is_cut(
+    api: TestClient, tenant_b: Tenant, where: str
+) -> None:
+    huge = "c" * 1_000_000  # 1 MB, under predict's body cap
+    names = api.get(f"/v1/models/{tenant_b.model_id}", headers=tenant_b.headers).json()
+    record = dict.fromkeys(names["input"]["feature_names"], 1.0)
+    bodies: dict[str, dict[str, Any]] = {
+        "field": {"inputs": [[1.0, 2.0]], huge: 1},
+        "record-column": {"records": [{**record, huge: 1.0}]},
+        "columns": {"dataframe_split": {"columns": [*record, huge], "data": [[1.0] * 3]}},
+    }
+    answer = api.post(
+        f"/v1/models/{tenant_b.model_id}/predict", headers=tenant_b.headers, json=bodies[where]
+    )
+    assert answer.status_code == 422, answer.text[:300]
+    assert len(answer.content) < 2_000, f"a {len(answer.content)}-byte error"
+    assert huge[:MAX_QUOTED_CHARS] in answer.text  # still names it
