@@ -29,6 +29,7 @@ def _answer(api: TestClient, tenant: Tenant, body: dict[str, Any]) -> tuple[dict
 def test_a_huge_field_name_is_cut_in_the_error(
     api: TestClient, tenant_b: Tenant, where: str
 ) -> None:
+    body: dict[str, Any]
     if where == "spec":
         body = {"dataset_id": tenant_b.dataset_id, "spec": {**SPEC, KEY: 1}}
     elif where == "body":
