@@ -84,35 +84,44 @@ def create_dataset(
         image_shape=shape,
     )
     blob = encode_npz(parsed)
+    facts = _facts(parsed, shape)
+    del parsed  # the matrices go before the insert: it holds the blob, maybe twice
     row = Dataset(
-        profile=profile_of(parsed),
         tenant_id=tenant_id,
         name=display_name,
-        format=parsed.format,
-        n_rows=parsed.n_rows,
-        n_features=parsed.n_features,
-        feature_names=parsed.feature_names,
-        feature_types=list(parsed.feature_types),
-        label=parsed.label,
-        task=parsed.task,
-        classes=parsed.classes,
-        n_inputs=parsed.n_inputs,
-        class_counts=parsed.class_counts(),
-        missing=parsed.missing_counts(),
-        task_note=task_note(parsed.y),
-        image_shape=(
-            {"image_size": shape.image_size, "color_mode": shape.color_mode}
-            if parsed.format is DatasetFormat.images
-            else None
-        ),
         sha256=sha256_file(upload_path),
         size_bytes=upload_path.stat().st_size,
         blob=blob,
         blob_sha256=hashlib.sha256(blob).hexdigest(),
+        **facts,
     )
     dataset_store.insert_dataset(session, row)
     session.commit()
     return row
+
+
+def _facts(parsed: ParsedDataset, shape: ImageShape) -> dict[str, Any]:
+    """What the dataset row keeps of its parsed data (what submit and validate read)."""
+    return {
+        "profile": profile_of(parsed),
+        "format": parsed.format,
+        "n_rows": parsed.n_rows,
+        "n_features": parsed.n_features,
+        "feature_names": parsed.feature_names,
+        "feature_types": list(parsed.feature_types),
+        "label": parsed.label,
+        "task": parsed.task,
+        "classes": parsed.classes,
+        "n_inputs": parsed.n_inputs,
+        "class_counts": parsed.class_counts(),
+        "missing": parsed.missing_counts(),
+        "task_note": task_note(parsed.y),
+        "image_shape": (
+            {"image_size": shape.image_size, "color_mode": shape.color_mode}
+            if parsed.format is DatasetFormat.images
+            else None
+        ),
+    }
 
 
 def get_dataset(reads: Reads, *, tenant_id: uuid.UUID, dataset_id: uuid.UUID) -> Row[Any]:

@@ -281,7 +281,7 @@ def test_csv_blocks_split_anywhere_give_the_same_dataset(
 
     monkeypatch.setattr(csv_parser, "_read_strings", counting)
     for block in (7, 64, 1000, 8 * MiB):
-        monkeypatch.setattr(csv_parser, "_BLOCK_BYTES", block)
+        monkeypatch.setattr(csv_parser, "_block_bytes", lambda _columns, size=block: size)
         parsed = parse_y()
         if reference is None:
             reference = parsed
@@ -301,7 +301,9 @@ def test_short_numbers_are_kept_as_float32_exactly_and_widen_when_one_needs_floa
     """Flags and small whole numbers fit float32 exactly: the matrix is half the size of
     float64. A value float32 cannot hold (0.1), even in a later block, widens the matrix with
     every earlier value unchanged; training always sees float64."""
-    monkeypatch.setattr(csv_parser, "_BLOCK_BYTES", 64)  # many blocks: the widening comes late
+    monkeypatch.setattr(
+        csv_parser, "_block_bytes", lambda _columns: 64
+    )  # many blocks: the widening comes late
     rows = [f"{i % 2},{i % 7},{i % 3}" for i in range(100)]
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n" + "\n".join(rows) + "\n")
@@ -323,7 +325,7 @@ def test_a_numeric_label_then_a_word_is_named_by_the_text_path(
 ) -> None:
     """The label is read as numbers block by block; a stray word in a later block hands the
     file to the text path, which names it, as it does when the word comes first."""
-    monkeypatch.setattr(csv_parser, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(csv_parser, "_block_bytes", lambda _columns: 64)
     rows = [f"{i},{i % 2}" for i in range(60)]
     path = tmp_path / "d.csv"
     path.write_text("a,y\n" + "\n".join([*rows, "1,oops"]) + "\n")
