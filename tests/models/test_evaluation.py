@@ -65,7 +65,10 @@ def test_regression_epochs_and_final_metrics_are_in_the_labels_units() -> None:
     # predicted_vs_actual pairs are (actual, predicted) from the final model.
     actual, predicted = np.array(result.model.metrics["predicted_vs_actual"]).T
     assert np.isin(actual, y).all()
-    assert np.isin(np.round(predicted, 4), np.round(pred, 4)).all()
+    # Each is one of the final model's predictions, at float32 precision (a validation batch
+    # and the whole set go through different GEMM kernels, which round differently).
+    gaps = np.abs(predicted[:, None] - pred.reshape(1, -1)).min(axis=1)
+    assert (gaps <= 1e-5 * np.abs(predicted)).all(), gaps.max()
     assert r2_score(y, pred) > 0.0 and mean_absolute_error(y, pred) < y.std()
 
 
