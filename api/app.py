@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api import examples as api_examples
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import EdgeMiddleware
@@ -164,7 +166,73 @@ def _document_hand_parsed_schemas(app: FastAPI) -> None:
                 published = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(published.pop("$defs", {}))
                 components[name] = published
+            _lift_examples(schema)
+            _restore_example_nulls(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _lift_examples(schema: dict[str, Any]) -> None:
+    """Each request and response body whose schema is a model with examples (api.examples)
+    shows them on the operation too (media-type ``example``/``examples``), where Swagger UI and
+    ReDoc present them, unless the route gave its own."""
+    components = schema.get("components", {}).get("schemas", {})
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            bodies = [operation.get("requestBody") or {}, *operation.get("responses", {}).values()]
+            for body in bodies:
+                for media in body.get("content", {}).values():
+                    ref = (media.get("schema") or {}).get("$ref", "")
+                    found = components.get(ref.rsplit("/", 1)[-1], {}).get("examples")
+                    if not found or "example" in media or "examples" in media:
+                        continue
+                    if len(found) == 1:
+                        media["example"] = found[0]
+                    else:
+                        media["examples"] = {
+                            f"example {i}": {"value": value} for i, value in enumerate(found, 1)
+                        }
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _restore_example_nulls(schema: dict[str, Any]) -> None:
+    """FastAPI drops every null from the document it encodes, the examples' nulls too (a run's
+    ``"error": null``); each example that is one of api.examples' is put back whole."""
+    known: dict[str, Any] = {}
+    for name, value in vars(api_examples).items():
+        if not name.isupper():
+            continue
+        for example in (value, *value) if isinstance(value, list) else (value,):
+            if isinstance(example, dict):
+                known[json.dumps(_without_nulls(example), sort_keys=True)] = example
+
+    def whole(value: Any) -> Any:
+        return known.get(json.dumps(value, sort_keys=True), value)
+
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "example" in node:
+            node["example"] = whole(node["example"])
+        found = node.get("examples")
+        if isinstance(found, list):
+            node["examples"] = [whole(e) for e in found]
+        elif isinstance(found, dict):
+            for named in found.values():
+                if isinstance(named, dict) and "value" in named:
+                    named["value"] = whole(named["value"])
+        stack.extend(v for k, v in node.items() if k not in ("example", "examples"))

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from api import examples as ex
+from api.examples import examples
 from models.vocabulary import Task
 from store.tables import DatasetFormat
 
@@ -23,7 +25,7 @@ class ErrorResponse(BaseModel):
 
 
 class DatasetOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=examples(ex.DATASET))
 
     id: uuid.UUID
     name: str
@@ -52,20 +54,28 @@ class DatasetOut(BaseModel):
 
 
 class DatasetPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.DATASET_PAGE))
+
     items: list[DatasetOut]
     next_cursor: str | None
 
 
 class HealthOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.HEALTH))
+
     status: Literal["ok"]
 
 
 class ReadyOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.READY))
+
     status: Literal["ok"]
     checks: dict[str, str]
 
 
 class VersionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.VERSION))
+
     version: str
     git_sha: str | None
     numpy: str
@@ -79,15 +89,6 @@ class VersionOut(BaseModel):
 RunStatusName = Literal[
     "pending", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"
 ]
-
-_SPEC_EXAMPLE: dict[str, Any] = {
-    "layers": [{"units": 64, "activation": "relu"}],
-    "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
-    "epochs": 20,
-    "batch_size": 32,
-    "validation_split": 0.2,
-    "seed": 0,
-}
 
 
 # A spec travels as a plain dict (the service validates it, so errors name ``spec.<field>``), but
@@ -140,21 +141,7 @@ def storable_text(text: str, where: str) -> str:
 class RunIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "dataset_id": "8c3f2a1e-5b7d-4e8a-9c1f-2d3e4f5a6b7c",
-                    "name": "digits-mlp",
-                    "spec": _SPEC_EXAMPLE,
-                },
-                {
-                    "dataset_id": "8c3f2a1e-5b7d-4e8a-9c1f-2d3e4f5a6b7c",
-                    "name": "digits-mlp-10-more",
-                    "spec": {**_SPEC_EXAMPLE, "epochs": 10},
-                    "init_from_model_id": "3f6b0c2d-9a4e-4b1f-8c7d-5e2a1b0c9d8e",
-                },
-            ]
-        },
+        json_schema_extra=examples(*ex.RUN_IN),
     )
 
     dataset_id: uuid.UUID
@@ -186,6 +173,8 @@ class RunIn(BaseModel):
 
 
 class ValidateOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.VALIDATE))
+
     spec: SpecJson
     n_parameters: int
     flops_per_epoch: int
@@ -214,6 +203,8 @@ class BestEpoch(BaseModel):
 
 
 class RunOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.RUN))
+
     id: uuid.UUID
     name: str | None
     dataset_id: uuid.UUID | None
@@ -281,11 +272,15 @@ class RunStatusEvent(BaseModel):
 
 
 class RunPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.RUN_PAGE))
+
     items: list[RunOut]
     next_cursor: str | None
 
 
 class EpochOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.EPOCH))
+
     epoch: int
     train_loss: float
     val_loss: float | None
@@ -310,11 +305,15 @@ class EpochOut(BaseModel):
 
 
 class HistoryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.HISTORY))
+
     run_id: uuid.UUID
     epochs: list[EpochOut]
 
 
 class CancelOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.CANCEL))
+
     status: Literal["cancelling", "cancelled"]
 
 
@@ -331,7 +330,7 @@ class ModelInput(BaseModel):
 
 
 class ModelOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=examples(ex.MODEL))
 
     id: uuid.UUID
     run_id: uuid.UUID
@@ -348,6 +347,8 @@ Value = float | int | str | bool | None
 
 
 class ModelPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.MODEL_PAGE))
+
     items: list[ModelOut]
     next_cursor: str | None
 
@@ -362,13 +363,7 @@ class PredictIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"inputs": [[0.0, 1.5, 3.2], [1.0, 0.0, 2.2]]},
-                {"records": [{"sepal_length": 5.1, "colour": "red"}]},
-                {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}},
-            ]
-        },
+        json_schema_extra=examples(*ex.PREDICT_IN),
     )
 
     inputs: list[list[Value]] | None = Field(None, description="Rows in feature order")
@@ -379,6 +374,8 @@ class PredictIn(BaseModel):
 
 
 class PredictOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.PREDICT_OUT))
+
     model_id: uuid.UUID
     predictions: list[int | float | str]
     probabilities: list[list[float]] | None

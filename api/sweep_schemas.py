@@ -9,27 +9,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import examples as ex
+from api.examples import examples
 from api.schemas import RunStatusName, SpecJson
 from core.sweeps import Leaderboard, Trial
 
 SweepStatusName = Literal["running", "succeeded", "failed", "cancelled"]
-
-_EXAMPLE: dict[str, Any] = {
-    "dataset_id": "8c3f2a1e-5b7d-4e8a-9c1f-2d3e4f5a6b7c",
-    "name": "digits-lr-width",
-    "spec": {"epochs": 20, "optimizer": {"name": "adam"}},
-    "search": {
-        "method": "grid",
-        "space": {
-            "optimizer.learning_rate": [0.01, 0.003, 0.001],
-            "layers": [[{"units": 64}], [{"units": 128}, {"units": 64}]],
-        },
-    },
-    "metric": "val_accuracy",
-    "mode": "max",
-    "max_parallel": 4,
-    "early_termination": {"type": "asha", "grace_epochs": 2, "reduction_factor": 3},
-}
 
 
 class SearchIn(BaseModel):
@@ -59,7 +44,7 @@ class EarlyTerminationIn(BaseModel):
 
 
 class SweepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=examples(ex.SWEEP_IN))
 
     dataset_id: uuid.UUID
     name: str | None = None
@@ -100,6 +85,8 @@ class BestTrialOut(BaseModel):
 
 
 class SweepSummaryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.SWEEP_SUMMARY))
+
     id: uuid.UUID
     name: str | None
     dataset_id: uuid.UUID | None
@@ -126,6 +113,8 @@ class SweepSummaryOut(BaseModel):
 
 
 class SweepOut(SweepSummaryOut):
+    model_config = ConfigDict(json_schema_extra=examples(ex.SWEEP))
+
     search: dict[str, Any]
     early_termination: dict[str, Any] | None
     trials: list[TrialOut] = Field(description="Best first; trials without a value yet last")
@@ -149,5 +138,7 @@ class SweepOut(SweepSummaryOut):
 
 
 class SweepPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.SWEEP_PAGE))
+
     items: list[SweepSummaryOut]
     next_cursor: str | None

@@ -20,10 +20,11 @@ when installed. 429 and 503 answers are retried with backoff, honouring ``Retry-
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import (
@@ -42,6 +43,7 @@ from descent.handles import Dataset, Model, Run, Sweep, object_id
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _ANSWER_LOST = "answer_lost"
+T = TypeVar("T")
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -73,7 +75,9 @@ class Client:
         retries: int = 5,
         max_retry_seconds: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``sleep`` waits between retries and reconnects (a test's may only record)."""
         self.url = (url or os.environ.get("DESCENT_URL") or DEFAULT_URL).rstrip("/")
         key = api_key or os.environ.get("DESCENT_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -82,6 +86,7 @@ class Client:
         )
         self._retries = retries
         self._max_retry_seconds = max_retry_seconds
+        self.sleep = sleep
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -111,15 +116,8 @@ class Client:
 
         ``idempotent=False``: a failure after the request may have reached the server (a lost
         answer) is raised, not retried, since a retry could act twice."""
-        retrying = Retrying(
-            retry=retry_if_exception(_retryable),
-            # Exponential from 0.5 s up to 20 s, plus up to 1 s of jitter (every tenacity 8-9).
-            wait=_retry_wait(wait_exponential(multiplier=0.5, max=20) + wait_random(0, 1)),
-            stop=stop_after_attempt(self._retries + 1) | stop_after_delay(self._max_retry_seconds),
-            reraise=True,
-        )
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
-        for attempt in retrying:
+        for attempt in self.retrying():
             with attempt, ExitStack() as stack:
                 try:
                     response = self._http.request(
@@ -144,6 +142,27 @@ class Client:
                 if response.is_error:
                     raise error_from_response(response)
                 return response
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def retrying(self) -> Retrying:
+        """The retry policy of every call (and of opening a run's event stream): 429 and 503
+        answers and unreachable servers are retried, waiting the answer's Retry-After (at
+        most 60 s) or else exponential backoff with jitter, up to ``retries`` times and
+        ``max_retry_seconds`` in all."""
+        return Retrying(
+            retry=retry_if_exception(_retryable),
+            # Exponential from 0.5 s up to 20 s, plus up to 1 s of jitter (every tenacity 8-9).
+            wait=_retry_wait(wait_exponential(multiplier=0.5, max=20) + wait_random(0, 1)),
+            stop=stop_after_attempt(self._retries + 1) | stop_after_delay(self._max_retry_seconds),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def retried(self, call: Callable[[], T]) -> T:
+        """``call()`` under the retry policy (``retrying``)."""
+        for attempt in self.retrying():
+            with attempt:
+                return call()
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:

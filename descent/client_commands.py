@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -44,14 +45,27 @@ def _console() -> Console:
     return Console(stderr=False, highlight=False)
 
 
+def _one_line_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
+    try:
+        return invoke(ctx)
+    except DescentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except httpx.InvalidURL as exc:  # a URL httpx cannot even parse
+        raise click.ClickException(f"invalid server URL: {exc}") from exc
+
+
 class ClientGroup(click.Group):
     """Turns a server's error answer into a one-line message and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DescentError as exc:
-            raise click.ClickException(str(exc)) from exc
+        return _one_line_errors(super().invoke, ctx)
+
+
+class ClientCommand(click.Command):
+    """A client command outside a group (login): errors as ClientGroup's."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return _one_line_errors(super().invoke, ctx)
 
 
 def connection_options(func: F) -> F:
@@ -92,13 +106,18 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@click.command()
+@click.command(cls=ClientCommand)
 @click.option("--url", required=True, help="The server, e.g. http://127.0.0.1:8000")
 @click.option("--key", required=True, help="An API key (`descent serve` prints one)")
-def login(url: str, key: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts")
+def login(url: str, key: str, as_json: bool) -> None:
     """Save the server URL and API key for the other commands (environment variables still
-    override them)."""
-    with Client(url, key) as client:
+    override them). Both are checked first: a wrong key or an unreachable server saves
+    nothing and exits 1."""
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("expected http://HOST[:PORT] or https://...", param_hint="--url")
+    # One retry only: a person at the prompt wants to hear at once that the URL is wrong.
+    with Client(url, key, retries=1, max_retry_seconds=10) as client:
         client.datasets(limit=1)  # checks both before saving
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +125,8 @@ def login(url: str, key: str) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump({"url": url, "api_key": key}, handle)
     path.chmod(0o600)
+    if as_json:
+        return print_json({"url": url, "config": str(path)})
     click.echo(f"logged in to {url}; saved in {path}")
 
 

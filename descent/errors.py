@@ -68,6 +68,23 @@ class InvalidInput(DescentError):
         return str(value) if value is not None else None
 
     @property
+    def column(self) -> str | int | None:
+        """The column that is wrong: its name as the file spells it, or for arrays (JSON X,
+        NPZ) its index."""
+        value = self.details.get("column")
+        return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+    @property
+    def line(self) -> int | None:
+        """The physical line of the uploaded file that is wrong (1-based: 1 is a CSV's
+        header)."""
+        value = self.details.get("line")
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
     def trial(self) -> int | None:
         value = self.details.get("trial")
         return int(value) if value is not None else None

@@ -56,7 +56,7 @@ def summary(run: Run) -> str:
 
 def follow_run(run: Run, *, as_json: bool, console: Console) -> int:
     """Show the run until it is final; the exit code: 0 succeeded, 1 failed or cancelled,
-    130 when the user stopped watching."""
+    130 when the user stopped watching (Ctrl-C: the run goes on, a note on stderr says so)."""
     try:
         if as_json:
             for entry in run.follow():
@@ -64,7 +64,8 @@ def follow_run(run: Run, *, as_json: bool, console: Console) -> int:
         else:
             _bar(run, console)
     except KeyboardInterrupt:
-        console.print(
+        # On stderr: stdout is the bar (or, with --json, JSON lines a script reads).
+        Console(stderr=True, highlight=False).print(
             f"Stopped following. Run {run.id} keeps training: "
             f"`descent runs follow {run.id}` watches it again, "
             f"`descent runs cancel {run.id}` stops it.",

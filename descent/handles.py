@@ -8,12 +8,13 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
-from httpx_sse import SSEError, connect_sse
+from httpx_sse import EventSource, SSEError, connect_sse
 
 from descent.encoding import predict_bodies
 from descent.errors import (
@@ -125,7 +126,7 @@ class Run(_Tracked):
                 failures += 1
                 if failures > max_reconnects:
                     raise Unavailable(f"lost the event stream of run {self.id}: {exc}") from exc
-                time.sleep(min(10.0, 0.25 * 2**failures))
+                self.client.sleep(min(10.0, 0.25 * 2**failures))
             else:
                 # The stream closed before a final status (a proxy or a restart): resume.
                 failures += 1
@@ -133,18 +134,30 @@ class Run(_Tracked):
                     raise Unavailable(f"the event stream of run {self.id} keeps closing")
 
     def _events(self, after_epoch: int) -> Iterator[tuple[str, dict[str, Any]]]:
-        http = self.client._http
-        headers = {"Last-Event-ID": str(after_epoch)}
-        timeout = httpx.Timeout(http.timeout.connect, read=60.0)  # the server pings every 15 s
-        with connect_sse(
-            http, "GET", f"/v1/runs/{self.id}/events", headers=headers, timeout=timeout
-        ) as source:
-            if source.response.is_error:
-                source.response.read()
-                raise error_from_response(source.response)
+        """The stream's events after ``after_epoch``. Opening it is retried as every call is
+        (Client.retrying: 429 and 503 wait their Retry-After), each time with the same
+        Last-Event-ID; a stream that breaks once open is follow's to resume."""
+        stack, source = self.client.retried(lambda: self._open_stream(after_epoch))
+        with stack:
             for sse in source.iter_sse():
                 if sse.event in ("epoch", "status") and sse.data:
                     yield sse.event, json.loads(sse.data)
+
+    def _open_stream(self, after_epoch: int) -> tuple[ExitStack, EventSource]:
+        """The stream opened with a 200 answer (and what closes it), or the error answer
+        raised, its connection closed first so that a retry starts clean."""
+        http = self.client._http
+        headers = {"Last-Event-ID": str(after_epoch)}
+        timeout = httpx.Timeout(http.timeout.connect, read=60.0)  # the server pings every 15 s
+        stack = ExitStack()
+        source = stack.enter_context(
+            connect_sse(http, "GET", f"/v1/runs/{self.id}/events", headers=headers, timeout=timeout)
+        )
+        if source.response.is_error:
+            with stack:
+                source.response.read()
+                raise error_from_response(source.response)
+        return stack, source
 
     def wait(self, timeout: float | None = None) -> Model:
         """Block until the run is final: its Model if it succeeded, else RunFailed (code and

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -195,10 +196,23 @@ class PreprocessingSpec(_Strict):
 ClassWeights = Annotated[dict[str, Annotated[Finite, Field(ge=0.0)]], Field(max_length=MAX_CLASSES)]
 
 
+def _default_layers() -> list[LayerSpec]:
+    return [LayerSpec(units=64, activation="relu")]
+
+
+def _published(factory: Callable[[], BaseModel | list[LayerSpec]]) -> dict[str, Any]:
+    """A default_factory's value as the field's JSON Schema ``default`` (pydantic publishes
+    none for a factory), so that the OpenAPI document shows every default. Schema only."""
+    value = factory()
+    if isinstance(value, list):
+        return {"default": [item.model_dump(mode="json") for item in value]}
+    return {"default": value.model_dump(mode="json")}
+
+
 class TrainingSpec(_Strict):
     task: Task | None = None
     layers: Annotated[list[LayerSpec], Field(max_length=MAX_LAYERS)] = Field(
-        default_factory=lambda: [LayerSpec(units=64, activation="relu")]
+        default_factory=_default_layers, json_schema_extra=_published(_default_layers)
     )
     loss: LossName | None = None
     # The cross-entropies only (Keras semantics): categorical y * (1 - s) + s / K, binary
@@ -211,15 +225,21 @@ class TrainingSpec(_Strict):
     # the classes as the labels spell them ("cat", "1"); a class left out weighs 1. Training
     # loss only (as Keras): validation metrics stay unweighted.
     class_weight: Literal["balanced"] | ClassWeights | None = None
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    optimizer: OptimizerSpec = Field(
+        default_factory=OptimizerSpec, json_schema_extra=_published(OptimizerSpec)
+    )
+    schedule: ScheduleSpec = Field(
+        default_factory=ScheduleSpec, json_schema_extra=_published(ScheduleSpec)
+    )
     # Epochs to train in this run (a warm start continues counting from its model's).
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 20
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 32
     shuffle: bool = True
     validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     early_stopping: EarlyStoppingSpec | None = None
-    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+    preprocessing: PreprocessingSpec = Field(
+        default_factory=PreprocessingSpec, json_schema_extra=_published(PreprocessingSpec)
+    )
     # Every layer's weights (hidden and output) unless the layer names its own; None: chosen
     # per layer (models.resolve). Resolved specs carry each layer's choice and
     # output_initializer, so this field then only records what the user asked.

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api import examples as ex
 from api.deps import (
     DatabaseDep,
     PrincipalDep,
@@ -51,10 +52,11 @@ _UPLOAD_BODY = {
                             "JSON, NPZ with arrays X and y, or a zip whose top-level folders are "
                             "class names holding PNG/JPEG images",
                         },
-                        "name": {"type": "string", "maxLength": 200},
+                        "name": {"type": "string", "maxLength": 200, "examples": ["iris"]},
                         "label": {
                             "type": "string",
                             "description": "Target column (CSV/records); default: the last",
+                            "examples": ["species"],
                         },
                         "image_size": {
                             "type": "integer",
@@ -69,7 +71,9 @@ _UPLOAD_BODY = {
                             "default": "grayscale",
                         },
                     },
-                }
+                },
+                # The form fields besides the file (which no example can hold).
+                "example": ex.UPLOAD_FORM,
             }
         },
     }
@@ -155,7 +159,10 @@ async def _dataset_out(read: Reader, principal: Principal, dataset_id: uuid.UUID
     return DatasetOut.model_validate(row)
 
 
-@router.get("/{dataset_id:uuid}/profile", responses=_errors)
+@router.get(
+    "/{dataset_id:uuid}/profile",
+    responses={**_errors, 200: {"content": {"application/json": {"example": ex.PROFILE}}}},
+)
 def get_profile(dataset_id: uuid.UUID, principal: PrincipalDep, db: DatabaseDep) -> dict[str, Any]:
     """Per column: type, missing, min/max/mean/std (sample, ddof=1) or distinct count and top
     values; the label's distribution. Computed once, at upload."""

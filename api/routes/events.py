@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import Row
 
+from api import examples as ex
 from api.deps import PrincipalDep
 from api.schemas import MAX_EPOCH, EpochOut, RunError, RunStatusEvent
 from core.errors import InvalidInput
@@ -70,6 +71,7 @@ async def _stream_start(
             "description": "`event: epoch` (id: the epoch; data: a history entry) for every "
             "epoch after the resume point, `event: status` (data: status, error, model_id) on "
             "every status change, a comment at least every 15 s; closes after a final status.",
+            "content": {"text/event-stream": {"example": ex.EVENTS}},
         },
         401: _json_error("Missing or invalid API key"),
         404: _json_error("No such run (or not yours)"),

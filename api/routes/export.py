@@ -19,7 +19,7 @@ router = APIRouter(
 
 _ONNX_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"application/octet-stream": {}},
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "description": "The model as ONNX (opset 17, ai.onnx.ml 3), preprocessing included: "
         "onnxruntime.InferenceSession(content)",
     },

@@ -101,7 +101,9 @@ async def _model_out(read: Reader, principal: Principal, model_id: uuid.UUID) ->
     response_class=Response,
     responses={
         200: {
-            "content": {"application/octet-stream": {}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
             "description": "The model as .npz (numpy.load(..., allow_pickle=False))",
         },
         401: _401,

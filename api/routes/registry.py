@@ -13,9 +13,11 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api import examples as ex
 from api.deps import PrincipalDep, ReadSession, WriteSession
+from api.examples import examples
 from api.routes.models import PREDICT_BODY, predict_response
 from api.schemas import ErrorResponse, PredictOut
 from core import registry
@@ -42,15 +44,25 @@ _errors: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _json_example(example: Any) -> dict[str, Any]:
+    return {"content": {"application/json": {"example": example}}}
+
+
 class RegisterIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.REGISTER_IN))
+
     name: str = Field(min_length=1, max_length=100, examples=["digits"])
 
 
 class VersionIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.VERSION_IN))
+
     model_id: uuid.UUID
 
 
 class AliasIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.ALIAS_IN))
+
     version: int = Field(ge=1, le=2**31 - 1)
 
 
@@ -61,6 +73,8 @@ class VersionOut(BaseModel):
 
 
 class RegisteredOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.REGISTERED))
+
     name: str
     created_at: datetime
     versions: list[VersionOut]
@@ -80,12 +94,16 @@ class RegisteredOut(BaseModel):
 
 
 class NewVersionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.NEW_VERSION))
+
     name: str
     version: int
     model_id: uuid.UUID
 
 
 class MoveOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.MOVES[1]))
+
     alias: str
     from_version: int | None
     to_version: int | None  # null: the alias was removed
@@ -94,6 +112,8 @@ class MoveOut(BaseModel):
 
 
 class RegistryList(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples(ex.REGISTRY_LIST))
+
     items: list[dict[str, Any]]
 
 
@@ -130,7 +150,7 @@ def _forget(request: Request, principal: Principal, name: str, alias: str) -> No
     cache.forget((principal.tenant_id, name, alias, None))
 
 
-@router.put("/{name}/aliases/{alias}", responses=_errors)
+@router.put("/{name}/aliases/{alias}", responses={**_errors, 200: _json_example(ex.ALIAS_SET)})
 def set_alias(
     name: NameParam,
     alias: AliasParam,
@@ -163,7 +183,7 @@ def delete_alias(
     return Response(status_code=204)
 
 
-@router.get("/{name}/aliases/{alias}/history", responses=_errors)
+@router.get("/{name}/aliases/{alias}/history", responses={**_errors, 200: _json_example(ex.MOVES)})
 def alias_history(
     name: NameParam, alias: AliasParam, principal: PrincipalDep, session: ReadSession
 ) -> list[MoveOut]:
@@ -187,6 +207,7 @@ _PREDICT = {
         **_errors,
         409: {"model": ErrorResponse, "description": "The model is not ready"},
         413: {"model": ErrorResponse, "description": "Too many rows, or a body over the cap"},
+        200: _json_example(ex.REGISTRY_PREDICT_OUT),
     },
     "description": "The same bodies and answers as model predict, plus `name` and `version`.",
 }

@@ -220,6 +220,10 @@ async def _history(
         409: {"model": ErrorResponse, "description": "The run has already finished"},
     },
 )
-def cancel_run(run_id: uuid.UUID, principal: PrincipalDep, session: WriteSession) -> CancelOut:
+def cancel_run(
+    run_id: uuid.UUID, principal: PrincipalDep, session: WriteSession, settings: SettingsDep
+) -> CancelOut:
     status = runs.cancel_run(session, tenant_id=principal.tenant_id, run_id=run_id)
+    # Committed: news for the clients following it (cancelling, or cancelled if it was queued).
+    events.make_publisher(settings)(run_id)
     return CancelOut(status=status.value)

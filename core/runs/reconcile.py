@@ -11,6 +11,7 @@ from typing import Any
 from core import housekeeping
 from core.broker import Enqueuer
 from core.config import Settings
+from core.runs import events
 from store import runs as run_store
 from store.base import utcnow
 from store.session import Database
@@ -26,7 +27,11 @@ def reap_stale_runs(db: Database, *, settings: Settings, now: datetime | None = 
     Only a worker that stopped writing lets a heartbeat go stale: a lost broker connection
     does not (the task keeps running, see core.broker), so the attempts the reaper counts
     are worker deaths. A run it ends keeps what its status allows: a cancelled one no
-    checkpoint, a failed one its latest (purged later by core.housekeeping)."""
+    checkpoint, a failed one its latest (purged later by core.housekeeping).
+
+    Every change is published (core.runs.events) like a worker's: a client following the run
+    hears of the requeue (running -> queued) at once, not at the next fallback poll."""
+    publish = events.make_publisher(settings)
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.lease_seconds)
     requeued: list[str] = []
@@ -56,6 +61,7 @@ def reap_stale_runs(db: Database, *, settings: Settings, now: datetime | None = 
                         session, run_id=run_id, status=values["status"]
                     )
                 session.commit()
+                publish(run_id)
                 if values["status"] == RunStatus.queued:
                     requeued.append(str(run_id))
             else:

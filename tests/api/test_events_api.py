@@ -9,6 +9,7 @@ import time
 import warnings
 from typing import Any
 
+import fastapi.routing
 import orjson
 import pytest
 
@@ -217,3 +218,76 @@ def test_openapi_publishes_the_training_spec(api: TestClient) -> None:
         assert schemas[model]["properties"]["spec"].items() >= ref.items(), model
     events = document["paths"]["/v1/runs/{run_id}/events"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
+
+
+def test_a_quiet_stream_sends_keep_alive_comments(
+    api: TestClient, tenant_key: str, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued run with no worker: nothing to say, so the stream says ``: ping`` (every 15 s
+    in production; FastAPI's interval, patched here to a fraction of a second)."""
+    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.2)
+    run_id = submit(api, tenant_key, dataset_id).json()["id"]
+    text = ""
+    started = time.monotonic()
+    with api.stream("GET", f"/v1/runs/{run_id}/events", headers=bearer(tenant_key)) as r:
+        for chunk in r.iter_text():
+            text += chunk
+            if text.count(": ping") >= 2 or time.monotonic() - started > 20:
+                break
+    frames = parse_sse(text)
+    assert frames[0]["event"] == "status" and frames[0]["data"]["status"] == "queued"
+    assert [f for f in frames[1:] if "comment" not in f] == []
+    assert sum(f.get("comment") == "ping" for f in frames) >= 2
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.redis
+def test_news_arrives_through_redis_before_the_poll_would_find_it(
+    settings: Settings, db: Database, sent: Sent, tenant_key: str, dataset_id: str
+) -> None:
+    """With Redis the worker's commits wake the stream at once: with both polls set to 60 s,
+    a whole run (three status changes and 12 epochs) still streams within seconds."""
+    from tests.services import redis_url
+
+    redis = settings.model_copy(
+        update={
+            "broker_url": redis_url(10),
+            "events_poll_seconds": 60.0,
+            "events_fallback_poll_seconds": 60.0,
+        }
+    )
+    app = create_app(redis, database=db, enqueue=sent)
+    slow_poll = TestClient(app)
+    run_id = submit(slow_poll, tenant_key, dataset_id, spec=SLOW_SPEC).json()["id"]
+    watch = app.state.run_watch
+    opened = threading.Event()
+    took: list[float] = []
+
+    def train_when_subscribed() -> None:
+        opened.wait(timeout=30)
+        # The subscription is made by the stream's first look; news before it would be lost.
+        deadline = time.monotonic() + 10
+        while not watch._subscribed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        work(db, redis, run_id)
+        took.append(started)
+
+    worker = threading.Thread(target=train_when_subscribed)
+    worker.start()
+    text = ""
+    try:
+        headers = bearer(tenant_key)
+        with slow_poll.stream("GET", f"/v1/runs/{run_id}/events", headers=headers) as r:
+            for chunk in r.iter_text():
+                text += chunk
+                if "event: status" in text:
+                    opened.set()
+    finally:
+        opened.set()
+        worker.join()
+    streamed = time.monotonic() - took[0]
+    frames = parse_sse(text)
+    assert _epochs(frames) == list(range(1, 13))
+    assert _statuses(frames) == ["queued", "running", "succeeded"]
+    assert streamed < 15, f"{streamed:.1f} s: woken by the 60 s poll, not by Redis"
