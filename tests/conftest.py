@@ -2,17 +2,16 @@
 
 Each backend is created and migrated once per test session; every test then gets empty tables.
 Tests that use ``backend_url`` (directly or through ``db``/``client``) run on both backends;
-the PostgreSQL half carries the ``postgres`` marker and is skipped if the server is down
-(and fails instead in CI, where it must be up).
+the PostgreSQL half carries the ``postgres`` marker. The servers' addresses come from
+``tests/services.py``, which starts throwaway ones when nothing answers; a server that cannot
+be had skips the test (and fails it instead in CI, where it must be there).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import psycopg
 import pytest
@@ -24,32 +23,28 @@ from core.migrate import upgrade_to_head
 from store.base import Base
 from store.session import Database, make_engine_for_url
 from store.tables import Run
+from tests import services
+from tests.services import service_down as service_down  # re-exported for the tests
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
 MiB = 1024 * 1024
 
 
-def service_down(what: str, exc: BaseException) -> NoReturn:
-    """Skip a test whose server is down on a developer's machine; in CI (``CI`` set) the
-    server is part of the run, so its absence fails the test instead of hiding it."""
-    message = f"{what} not reachable: {exc}"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return services.report_header()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("test servers")
+    for line in services.summary_lines():
+        terminalreporter.write_line(line)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    services.stop_all()
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(
-        host=PG_HOST,
-        port=PG_PORT,
-        user=PG_USER,
-        dbname=PG_ADMIN_DB,
-        autocommit=True,
-        connect_timeout=3,
-    )
+    return psycopg.connect(services.postgres_admin_url(), autocommit=True, connect_timeout=3)
 
 
 def create_pg_database() -> tuple[str, str]:
@@ -60,7 +55,7 @@ def create_pg_database() -> tuple[str, str]:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         service_down("PostgreSQL", exc)
-    return name, f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    return name, services.postgres_database_url(name)
 
 
 def drop_pg_database(name: str) -> None:

@@ -1,5 +1,5 @@
 """Production shape with real processes: uvicorn (API) and a ``celery worker`` subprocess against
-the local Redis and a fresh PostgreSQL database."""
+the tests' Redis and a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from core.auth import create_api_key
 from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
-from tests.conftest import create_pg_database, drop_pg_database, service_down
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow
 from tests.e2e.dashboard_flow import dashboard_flow
 from tests.e2e.helpers import free_port, process, train_digits_through_api, wait_healthy
+from tests.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
-
-REDIS_URL = "redis://127.0.0.1:6379"
 
 
 @pytest.fixture
@@ -37,15 +35,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_db() -> Iterator[str]:
-    """The local Redis (a database number of its own; nothing is flushed, the server is shared)."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        service_down("Redis", exc)
-    client.close()
-    yield f"{REDIS_URL}/9"
+def redis_db() -> str:
+    """The tests' Redis, a database number of its own (nothing is flushed: it may be shared)."""
+    return redis_url(9)
 
 
 def test_uvicorn_and_celery_worker_train_digits(pg_url: str, redis_db: str, tmp_path: Path) -> None:

