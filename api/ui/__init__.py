@@ -50,7 +50,19 @@ def val_metric(metrics: dict[str, Any] | None) -> str:
     for key, label in (("val_accuracy", "acc"), ("val_r2", "R²"), ("val_loss", "loss")):
         if metrics.get(key) is not None:
             return f"{label} {metric(metrics[key])}"
-    return f"loss {metric(metrics.get('train_loss'))}" if metrics else "–"
+    return f"train loss {metric(metrics.get('train_loss'))}" if metrics else "–"
+
+
+def param_value(value: Any) -> str:
+    """A sweep parameter's value as a person reads it: a number as is, text as is, a list or
+    an object as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def is_active(run: Run) -> bool:
@@ -62,6 +74,7 @@ def is_active(run: Run) -> bool:
 TEMPLATES.env.filters["duration"] = duration
 TEMPLATES.env.filters["metric"] = metric
 TEMPLATES.env.filters["val_metric"] = val_metric
+TEMPLATES.env.filters["param_value"] = param_value
 TEMPLATES.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
 TEMPLATES.env.globals["is_active"] = is_active
 

@@ -202,9 +202,10 @@ def get_history(
     since_epoch: int = 0,
     max_points: int | None = None,
 ) -> list[Row[Any]]:
-    """Epochs after ``since_epoch`` in order; ``max_points`` thins evenly, keeping the first
-    and the last. Epoch rows carry the tenant, so only an empty answer needs the run looked up
-    (404 or no epochs yet): a history read is one round trip."""
+    """Epochs after ``since_epoch`` in order; ``max_points`` thins evenly, keeping the first,
+    the last and the run's best epoch (the one ``best`` names, which a chart marks). Epoch
+    rows carry the tenant, so only an empty answer needs the run looked up (404 or no epochs
+    yet): a history read is one round trip."""
     if since_epoch < 0:
         raise InvalidInput("since_epoch must be >= 0", {"field": "since_epoch"})
     if max_points is not None and max_points < 1:
@@ -225,10 +226,28 @@ def get_history(
             # Epochs first, first + every, ... and the last: at most max_points of them (epochs
             # are numbered without gaps, so this is every n-th row).
             every = -(-(last - first) // (max_points - 1))
-            rows = epochs(since_epoch=since_epoch, every=every, first=first, last=last)
+            rows = _within(
+                epochs(since_epoch=since_epoch, every=every, first=first, last=last),
+                max_points, every, first,
+            )  # fmt: skip
     if not rows:
         run_view(reads, tenant_id=tenant_id, run_id=run_id)
     return rows
+
+
+def _within(rows: list[Row[Any]], max_points: int, every: int, first: int) -> list[Row[Any]]:
+    """The thinned rows, at most ``max_points``: the best epoch, when it is off the grid and
+    one row too many, takes the place of the grid row before it (never the first or last)."""
+    if len(rows) <= max_points:
+        return rows
+    off_grid = [i for i, r in enumerate(rows) if (r.epoch - first) % every]
+    if not off_grid:
+        return rows[:max_points]
+    best = off_grid[0]
+    drop = best - 1 if best - 1 > 0 else best + 1
+    if drop == len(rows) - 1:  # the last row stays; then the best gives way
+        drop = best
+    return [r for i, r in enumerate(rows) if i != drop]
 
 
 def cancel_run(session: Session, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> RunStatus:

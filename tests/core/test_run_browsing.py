@@ -1,15 +1,19 @@
-"""What the dashboard reads, on both backends: history thinned in the database (first, last and
-evenly spaced rows between), and the runs browse (filters, a name filter that treats % and _
-as text, sort by best epoch, page numbers)."""
+"""What the dashboard reads, on both backends: history thinned in the database (first, last,
+evenly spaced rows between and the best epoch), and the runs browse (filters, a name filter that
+treats % and _ as text, sort by best epoch with runs without a validation split after, page
+numbers)."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
 from core import runs
 from core.auth import authenticate, create_api_key
+from core.config import Settings
+from core.datasets import create_dataset
 from core.errors import InvalidInput
 from core.runs.browse import browse_runs
 from store import runs as run_store
@@ -26,12 +30,17 @@ def tenant(db: Database) -> uuid.UUID:
 
 
 def _run(db: Database, tenant: uuid.UUID, *, name: str, best: float | None = None,
-         status: RunStatus = RunStatus.succeeded, epochs: int = 0) -> uuid.UUID:  # fmt: skip
+         status: RunStatus = RunStatus.succeeded, epochs: int = 0, best_epoch: int = 1,
+         dataset_id: uuid.UUID | None = None, validation: bool = True) -> uuid.UUID:  # fmt: skip
     with db.session() as session:
+        best_metrics: dict[str, float] | None = None
+        if best is not None:
+            best_metrics = {"train_loss": best, **({"val_loss": best} if validation else {})}
         run = run_store.insert_run(
             session,
             Run(tenant_id=tenant, name=name, status=status, spec={}, best_loss=best,
-                best_epoch=None if best is None else 1),
+                best_epoch=None if best is None else best_epoch, best_metrics=best_metrics,
+                dataset_id=dataset_id),
         )  # fmt: skip
         session.add_all(
             RunEpoch(tenant_id=tenant, run_id=run.id, epoch=e, train_loss=1.0 / e,
@@ -102,3 +111,71 @@ def test_browse_filters_sorts_and_pages(db: Database, tenant: uuid.UUID) -> None
             browse_runs(session, tenant_id=tenant, status="bogus")
         other_tenant = uuid.uuid4()
         assert browse_runs(session, tenant_id=other_tenant).items == []
+
+
+@pytest.mark.parametrize(
+    ("epochs", "best_epoch", "max_points", "expected"),
+    [
+        # Off the grid (every 11th row): kept besides, still within max_points.
+        (1000, 537, 100, sorted([*range(1, 1000, 11), 537, 1000])),
+        (1000, 540, 100, [*range(1, 1000, 11), 1000]),  # on the grid already
+        # One row too many: the best takes the place of the grid row before it.
+        (10, 5, 4, [1, 5, 7, 10]),
+        (10, 2, 4, [1, 2, 7, 10]),  # ... or after it, never the first
+        (10, 10, 4, [1, 4, 7, 10]),  # the last is kept anyway
+    ],
+)
+def test_thinned_history_keeps_the_best_epoch(
+    db: Database,
+    tenant: uuid.UUID,
+    epochs: int,
+    best_epoch: int,
+    max_points: int,
+    expected: list[int],
+) -> None:
+    run_id = _run(db, tenant, name="best", best=0.1, best_epoch=best_epoch, epochs=epochs)
+    with db.read_session() as session:
+        rows = runs.get_history(session, tenant_id=tenant, run_id=run_id, max_points=max_points)
+    got = [r.epoch for r in rows]
+    assert got == expected and best_epoch in got and len(got) <= max_points
+
+
+def test_best_sort_puts_runs_without_a_validation_split_after(
+    db: Database, tenant: uuid.UUID
+) -> None:
+    """A training loss is not comparable with a validation loss: the lower train-only run
+    still comes after every run that has a validation loss."""
+    _run(db, tenant, name="train-only", best=0.01, validation=False)
+    _run(db, tenant, name="val-poor", best=0.8)
+    _run(db, tenant, name="val-good", best=0.3)
+    _run(db, tenant, name="no-epoch-yet", status=RunStatus.queued)
+    with db.read_session() as session:
+        page = browse_runs(session, tenant_id=tenant, sort="best")
+    assert [r.name for r in page.items] == ["val-good", "val-poor", "train-only", "no-epoch-yet"]
+
+
+def test_browse_filters_by_dataset(
+    db: Database, tenant: uuid.UUID, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    with db.session() as session:
+        one, two = (
+            create_dataset(
+                session, tenant_id=tenant, upload_path=path, filename="d.csv", name=name,
+                label=None, settings=settings,
+            ).id
+            for name in ("one", "two")
+        )  # fmt: skip
+    on_one = {_run(db, tenant, name=f"on-one-{i}", dataset_id=one) for i in range(3)}
+    on_two = _run(db, tenant, name="on-two", dataset_id=two)
+    _run(db, tenant, name="on-none")
+    with db.read_session() as session:
+        first = browse_runs(session, tenant_id=tenant, dataset_id=one)
+        second = browse_runs(session, tenant_id=tenant, dataset_id=two, status="succeeded")
+        paged = browse_runs(session, tenant_id=tenant, dataset_id=one, per_page=2, page=2)
+        elsewhere = browse_runs(session, tenant_id=uuid.uuid4(), dataset_id=one)
+    assert {r.id for r in first.items} == on_one and first.total == 3
+    assert [r.id for r in second.items] == [on_two]
+    assert (paged.total, paged.pages, len(paged.items)) == (3, 2, 1)
+    assert elsewhere.items == [] and elsewhere.total == 0

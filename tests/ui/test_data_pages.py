@@ -3,6 +3,7 @@ the model page's predict form against the API, and the API docs with no internet
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_the_predict_form_answers_what_the_api_answers(
     }
     want = dict(zip(map(str, expected["classes"]), expected["probabilities"][0], strict=True))
     assert shown.keys() == want.keys()
-    np.testing.assert_allclose([shown[k] for k in want], list(want.values()), rtol=1e-6)
+    np.testing.assert_allclose([shown[k] for k in want], list(want.values()), rtol=1e-5)  # float32
     expect(result.locator("h3")).to_have_text(str(expected["predictions"][0]))
     expect(bars.filter(has_text="%").first).to_be_visible()  # labelled as percentages
     shot(page, "predict-form")
@@ -199,14 +200,17 @@ def test_cat_or_dog_pictures_in_and_probabilities_out(
     ]
     first = result.get_by_test_id("prediction").first.locator(".bar-row")
     shown = [float(b.get_attribute("data-probability") or "nan") for b in first.all()]
-    np.testing.assert_allclose(shown, expected["probabilities"][0], rtol=1e-6)
+    np.testing.assert_allclose(
+        shown, expected["probabilities"][0], rtol=1e-5
+    )  # float32: one row and many round differently
     shot(page, "predict-pictures")
     assert console_errors == []
 
 
 def test_the_dataset_page_shows_the_profile_and_missing_values(server: Server, page: Page) -> None:
-    from tests.api.test_missing_values_api import penguins_csv
-
+    with warnings.catch_warnings():  # its module imports FastAPI's TestClient
+        warnings.simplefilter("ignore")
+        from tests.api.test_missing_values_api import penguins_csv
     content, _ = penguins_csv(120)
     with api(server) as http:
         dataset = http.post("/v1/datasets", files={"file": ("p.csv", content)}).json()

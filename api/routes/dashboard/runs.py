@@ -18,6 +18,7 @@ from core import runs as run_service
 from core.errors import InvalidInput
 from core.runs.browse import browse_runs
 from models.activations import ALIASES as ACTIVATION_ALIASES
+from models.metrics import HISTORY_METRICS
 from models.spec import Activation, OptimizerName, TrainingSpec
 from store.tables import MAX_NAME_CHARS, RunStatus
 
@@ -25,9 +26,18 @@ router = APIRouter(prefix=f"{ui.UI}/runs", include_in_schema=False)
 compare_router = APIRouter(include_in_schema=False)
 
 MAX_COMPARED = 10
+CHART_POINTS = 2000  # a 100,000-epoch run draws like a 2,000-epoch one
+MAX_CHART_POINTS = 20_000
+# The epoch's own columns, then every extra metric the trainer may record (models.metrics), then
+# any other key an epoch's metrics hold (kept verbatim), then the schedule and the time.
+_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
 HISTORY_FIELDS = (
-    "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate", "seconds",
-)  # fmt: skip
+    *_COLUMNS,
+    *(m for m in HISTORY_METRICS if m not in _COLUMNS),
+    "learning_rate",
+    "seconds",
+)
+_ROW_FIELDS = {*_COLUMNS, "learning_rate", "seconds"}
 
 
 def _dataset_choices(session: Any, tenant_id: uuid.UUID) -> list[Any]:
@@ -94,7 +104,15 @@ def new_run_page(
 
 
 @router.get("/{run_id:uuid}")
-def run_page(request: Request, run_id: uuid.UUID, user: PageUser, session: ReadSession) -> Response:
+def run_page(
+    request: Request,
+    run_id: uuid.UUID,
+    user: PageUser,
+    session: ReadSession,
+    max_points: Annotated[int, Query(ge=2, le=MAX_CHART_POINTS)] = CHART_POINTS,
+) -> Response:
+    """``max_points``: how many points the charts hold at most (the history is thinned to it,
+    on the server first and in the page as epochs arrive)."""
     tenant_id = user.principal.tenant_id
     run = run_service.get_run(session, tenant_id=tenant_id, run_id=run_id)
     model = (
@@ -102,17 +120,24 @@ def run_page(request: Request, run_id: uuid.UUID, user: PageUser, session: ReadS
         if run.model_id
         else None
     )
-    return ui.page(request, "run.html", run=run, model=model, final=not ui.is_active(run))
+    return ui.page(
+        request, "run.html", run=run, model=model, final=not ui.is_active(run),
+        max_points=max_points,
+    )  # fmt: skip
 
 
 @router.get("/{run_id:uuid}/history.csv")
 def history_csv(run_id: uuid.UUID, user: PageUser, session: ReadSession) -> Response:
     rows = run_service.get_history(session, tenant_id=user.principal.tenant_id, run_id=run_id)
+    others = sorted({k for r in rows for k in r.metrics or {}} - set(HISTORY_FIELDS))
+    fields = (*HISTORY_FIELDS, *others)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HISTORY_FIELDS)
+    writer.writerow(fields)
     for row in rows:
-        writer.writerow(["" if (v := getattr(row, f)) is None else v for f in HISTORY_FIELDS])
+        extra = row.metrics or {}
+        values = (getattr(row, f) if f in _ROW_FIELDS else extra.get(f) for f in fields)
+        writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),
         media_type="text/csv",

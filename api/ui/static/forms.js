@@ -88,22 +88,56 @@
   // -- predict --------------------------------------------------------------------------------
   const predictForm = document.getElementById("predict-form");
 
+  // RFC 4180 CSV: fields split at commas, "quoted" fields may hold commas, newlines and ""
+  // (one quote); rows end at LF or CRLF. Returns the rows as arrays of strings.
+  function parseCsv(text) {
+    const rows = [];
+    let row = [];
+    let field = "";
+    let quoted = false;
+    let i = 0;
+    if (text.charCodeAt(0) === 0xfeff) i = 1; // a byte-order mark
+    for (; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"' && field === "") quoted = true;
+      else if (c === ",") { row.push(field); field = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(field); rows.push(row); row = []; field = "";
+      } else field += c;
+    }
+    if (quoted) throw new Error("CSV: a quoted field is never closed");
+    if (field !== "" || row.length) { row.push(field); rows.push(row); }
+    return rows.filter((r) => r.length > 1 || r[0].trim() !== ""); // blank lines
+  }
+
+  // An empty field is a missing value (null: the model imputes it as in training), never 0.
+  function valueOf(kind, raw) {
+    const text = raw.trim();
+    if (text === "") return null;
+    if (kind !== "numeric") return raw;
+    const number = Number(text);
+    return Number.isNaN(number) ? text : number; // not a number: the API names it
+  }
+
   async function recordsFrom(form) {
+    const kinds = Object.fromEntries([...form.querySelectorAll("[data-kind]")].map((i) => [i.name, i.dataset.kind]));
     const file = form.querySelector('input[name="csv"]').files[0];
     if (file) {
-      // A plain header + rows table; numbers for the model's numeric features.
-      const text = await file.text();
-      if (text.includes('"')) throw new Error("quoted CSV fields are not read here: send them through the API");
-      const kinds = Object.fromEntries([...form.querySelectorAll("[data-kind]")].map((i) => [i.name, i.dataset.kind]));
-      const [header, ...lines] = text.split(/\r?\n/).filter((l) => l.trim());
-      const names = header.split(",").map((h) => h.trim());
-      const value = (name, raw) => (kinds[name] === "numeric" && raw.trim() !== "" ? Number(raw) : raw.trim());
-      return lines.map((line) => Object.fromEntries(line.split(",").map((v, i) => [names[i], value(names[i], v)])));
+      const [header, ...lines] = parseCsv(await file.text());
+      if (!header) throw new Error("CSV: the file is empty");
+      const names = header.map((h) => h.trim());
+      return lines.map((cells, row) => {
+        if (cells.length !== names.length) throw new Error(`CSV row ${row + 1}: ${cells.length} fields, the header has ${names.length}`);
+        return Object.fromEntries(cells.map((v, i) => [names[i], valueOf(kinds[names[i]], v)]));
+      });
     }
     const record = {};
-    form.querySelectorAll("[data-kind]").forEach((input) => {
-      record[input.name] = input.dataset.kind === "numeric" ? Number(input.value) : input.value;
-    });
+    form.querySelectorAll("[data-kind]").forEach((input) => { record[input.name] = valueOf(input.dataset.kind, input.value); });
     return [record];
   }
 

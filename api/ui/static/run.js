@@ -1,7 +1,7 @@
 // The run page: curves from the history, then live from the run's Server-Sent Events stream
 // (one `epoch` event per epoch, a `status` event on every change). Long runs are thinned to at
-// most MAX_POINTS points, on the server at first and here as epochs arrive, so 100,000 epochs
-// draw like 2,000.
+// most MAX_POINTS points (the page's max_points, 2,000 by default), on the server at first and
+// here as epochs arrive, so 100,000 epochs draw like 2,000.
 "use strict";
 
 (() => {
@@ -10,12 +10,17 @@
   const runId = root.dataset.runId;
   const epochs = Number(root.dataset.epochs) || 0;
   const FINAL = new Set(["succeeded", "failed", "cancelled"]);
-  const MAX_POINTS = 2000;
+  const MAX_POINTS = Number(root.dataset.maxPoints) || 2000;
   const colors = { train: "#9aa5b1", val: "#2359c4", lr: "#d9480f", best: "#2b8a3e" };
 
   const series = { epoch: [], train_loss: [], val_loss: [], train_metric: [], val_metric: [], lr: [], seconds: [] };
   let last = 0;
-  let best = null; // {epoch, loss}
+  // The best epoch is the server's (runs.best_epoch: lowest validation loss, else training
+  // loss), rendered into the page; an epoch that arrives after the render replaces it only
+  // when it beats it. The thinned history always holds the best epoch's row.
+  const rendered = Number(root.dataset.epoch) || 0;
+  let best = root.dataset.bestEpoch == null ? null
+    : { epoch: Number(root.dataset.bestEpoch), loss: Number(root.dataset.bestLoss), entry: null };
   let metricKind = null; // "accuracy" | "r2" | null
   const charts = {};
 
@@ -39,17 +44,15 @@
     series.lr.push(entry.learning_rate);
     series.seconds.push(entry.seconds);
     const loss = entry.val_loss ?? entry.train_loss;
-    if (best === null || loss < best.loss) best = { epoch: entry.epoch, loss };
+    if (entry.epoch > rendered && (best === null || loss < best.loss)) best = { epoch: entry.epoch, loss, entry };
     if (series.epoch.length > 2 * MAX_POINTS) thin();
     return true;
   }
 
   function thin() {
-    // Every other point, always keeping the newest.
-    for (const key of Object.keys(series)) {
-      const values = series[key];
-      series[key] = values.filter((_, i) => i % 2 === 0 || i === values.length - 1);
-    }
+    // Every other point, always keeping the newest and the best epoch's.
+    const keep = series.epoch.map((e, i) => i % 2 === 0 || i === series.epoch.length - 1 || e === best?.epoch);
+    for (const key of Object.keys(series)) series[key] = series[key].filter((_, i) => keep[i]);
   }
 
   function bestLine(u) {
@@ -67,12 +70,15 @@
     ctx.restore();
   }
 
+  // Tick labels with enough digits to tell them apart (0.0015 and 0.002, not 0.002 twice).
+  const ticks = (_, splits) => splits.map((v) => (v == null ? "" : String(Number(v.toPrecision(3)))));
+
   function makeChart(el, lines, { marker = false, yLabel = "" } = {}) {
     const opts = {
       width: Math.max(el.clientWidth, 200),
       height: 220,
       scales: { x: { time: false } },
-      axes: [Descent.epochAxis, { label: yLabel, size: 60 }],
+      axes: [Descent.epochAxis, { label: yLabel, size: 60, values: ticks }],
       series: [{ label: "epoch" }, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true }))],
       hooks: marker ? { draw: [bestLine] } : {},
       legend: { live: false },
@@ -97,6 +103,10 @@
     charts.lr.setData([series.epoch, series.lr]);
     charts.metric?.setData([series.epoch, series.train_metric, series.val_metric]);
     el("loss-chart").dataset.points = String(series.epoch.length);
+    if (best) {
+      el("loss-chart").dataset.bestEpoch = String(best.epoch);
+      el("loss-chart").dataset.bestOnPoint = String(series.epoch.includes(best.epoch));
+    }
   }
 
   function showProgress() {
@@ -107,7 +117,16 @@
       const perEpoch = recent.reduce((a, b) => a + b, 0) / recent.length;
       document.getElementById("run-eta").textContent = `${Math.round(perEpoch * Math.max(epochs - last, 0))} s`;
     }
-    if (best) document.getElementById("run-best").textContent = `loss ${best.loss.toPrecision(4)} @ epoch ${best.epoch}`;
+    // Only a best epoch newer than the page's render is written; the server's text stands.
+    if (best?.entry) document.getElementById("run-best").textContent = `${valMetric(best.entry)} @ epoch ${best.epoch}`;
+  }
+
+  // As the server's val_metric filter: validation accuracy or R², else a loss.
+  const figure = (v) => String(Number(Number(v).toPrecision(4)));
+  function valMetric(entry) {
+    if (entry.val_accuracy != null) return `acc ${figure(entry.val_accuracy)}`;
+    if (entry.metrics?.val_r2 != null) return `R² ${figure(entry.metrics.val_r2)}`;
+    return entry.val_loss != null ? `loss ${figure(entry.val_loss)}` : `train loss ${figure(entry.train_loss)}`;
   }
 
   function showStatus(status) {
@@ -184,6 +203,11 @@
   (async () => {
     const history = await Descent.api(`/v1/runs/${runId}/history?max_points=${MAX_POINTS}`);
     history.epochs.forEach(add);
+    if (!history.epochs.length && FINAL.has(root.dataset.status)) {
+      // Ended before its first epoch (a failure at the start, a cancel while queued).
+      document.querySelector(".charts").hidden = true;
+      document.getElementById("no-epochs").hidden = false;
+    }
     draw();
     showProgress();
     drawPredictedVsActual();
