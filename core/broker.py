@@ -2,9 +2,9 @@
 sender the API uses to enqueue a run id by task name (so the web process never imports the
 worker's code). The broker only carries run ids; the database is the source of truth.
 
-Embedded mode uses kombu's filesystem transport: ``filesystem:///abs/dir`` (our spelling; kombu
-itself takes the folders as transport options) keeps one file per message in that directory and
-needs no server process.
+Embedded mode uses kombu's filesystem transport (with an atomic put: core.fs_transport):
+``filesystem:///abs/dir`` (our spelling; kombu itself takes the folders as transport options)
+keeps one file per message in that directory and needs no server process.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_TASK = "runs.train"
 TRAIN_QUEUE = "descent.runs"
+EMBEDDED_TRANSPORT = "core.fs_transport:Transport"
 
 
 class Enqueuer(Protocol):
@@ -78,6 +79,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Configuration shared by the worker and the sender."""
     return {
         "broker_url": kombu_url(settings),
+        # kombu's filesystem transport with an atomic put (core.fs_transport); None: the URL's.
+        "broker_transport": EMBEDDED_TRANSPORT if is_filesystem(settings.broker_url) else None,
         # The one place the visibility timeout belongs: Celery reads no top-level
         # ``visibility_timeout``, and there is no result backend to take transport options.
         "broker_transport_options": transport_options(settings),
