@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 
 from api import examples as ex
 from api.examples import examples
-from models.vocabulary import Task
-from store.tables import DatasetFormat
+from core.errors import field_path
+from models.vocabulary import FeatureType, Task
+from store.tables import MAX_NAME_CHARS, DatasetFormat
 
 
 class ErrorBody(BaseModel):
@@ -33,7 +34,7 @@ class DatasetOut(BaseModel):
     n_rows: int
     n_features: int
     feature_names: list[str]
-    feature_types: list[Literal["numeric", "categorical"]]
+    feature_types: list[FeatureType]
     label: str
     task: Task
     # Set when the task was a close call: why it was chosen, and how to ask for the other.
@@ -106,35 +107,49 @@ MAX_EPOCH = 2**31 - 1
 MAX_WAIT_SECONDS = 60
 
 
-def _storable(value: Any, path: str = "") -> None:
+def _storable(value: Any) -> None:
     """Reject JSON values the service cannot store or hash: integers beyond 64 bits and strings
     with lone UTF-16 surrogates (``"\\ud800"`` is valid JSON but not valid UTF-8) or NUL
-    characters (PostgreSQL text and jsonb cannot hold ``\\u0000``)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+    characters (PostgreSQL text and jsonb cannot hold ``\\u0000``). The path to a bad value is
+    built only for the error, each key in it cut (core.errors.field_path)."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
     while stack:
-        item, where = stack.pop()
+        item, parts = stack.pop()
         if isinstance(item, bool) or item is None or isinstance(item, float):
             continue
         if isinstance(item, int):
             if not -_INT64 <= item < _INT64:
-                raise ValueError(f"integer out of range at {where or 'top level'}")
+                raise ValueError(f"integer out of range at {_where(parts)}")
         elif isinstance(item, str):
-            storable_text(item, where)
+            _check_text(item, parts)
         elif isinstance(item, list):
-            stack.extend((v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(item))
+            stack.extend((v, (*parts, i)) for i, v in enumerate(item))
         elif isinstance(item, dict):
             for k, v in item.items():
-                storable_text(k, where)
-                stack.append((v, f"{where}.{k}" if where else k))
+                _check_text(k, parts)
+                stack.append((v, (*parts, k)))
 
 
-def storable_text(text: str, where: str) -> str:
+def _where(parts: tuple[Any, ...]) -> str:
+    return field_path(parts) or "top level"
+
+
+def _check_text(text: str, parts: tuple[Any, ...]) -> None:
+    problem = _text_problem(text)
+    if problem:
+        raise ValueError(f"{problem} at {_where(parts)}")
+
+
+def _text_problem(text: str) -> str | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"invalid unicode (lone surrogate) at {where or 'top level'}") from None
-    if "\x00" in text:
-        raise ValueError(f"NUL character at {where or 'top level'}")
+        return "invalid unicode (lone surrogate)"
+    return "NUL character" if "\x00" in text else None
+
+
+def storable_text(text: str, where: str) -> str:
+    _check_text(text, (where,))
     return text
 
 
@@ -145,7 +160,7 @@ class RunIn(BaseModel):
     )
 
     dataset_id: uuid.UUID
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     # Validated by the service against the TrainingSpec vocabulary (errors name spec.<field>).
     spec: SpecJson = Field(
         default_factory=dict,
@@ -323,7 +338,7 @@ class CancelOut(BaseModel):
 
 class ModelInput(BaseModel):
     feature_names: list[str]
-    feature_types: list[Literal["numeric", "categorical"]]
+    feature_types: list[FeatureType]
     n_features: int
     # Image models: {"image_size", "color_mode"}; predict also takes the pictures themselves.
     image: dict[str, int | str] | None = None

@@ -23,6 +23,7 @@ from api.schemas import DatasetOut, DatasetPage, ErrorResponse
 from api.uploads import UploadDep
 from core import datasets
 from core.auth import Principal
+from store.tables import MAX_NAME_CHARS
 
 # Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
 router = APIRouter(
@@ -52,7 +53,11 @@ _UPLOAD_BODY = {
                             "JSON, NPZ with arrays X and y, or a zip whose top-level folders are "
                             "class names holding PNG/JPEG images",
                         },
-                        "name": {"type": "string", "maxLength": 200, "examples": ["iris"]},
+                        "name": {
+                            "type": "string",
+                            "maxLength": MAX_NAME_CHARS,
+                            "examples": ["iris"],
+                        },
                         "label": {
                             "type": "string",
                             "description": "Target column (CSV/records); default: the last",

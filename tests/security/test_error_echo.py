@@ -69,3 +69,11 @@ def test_a_huge_name_in_a_predict_body_is_cut(
     assert answer.status_code == 422, answer.text[:300]
     assert len(answer.content) < 2_000, f"a {len(answer.content)}-byte error"
     assert huge[:MAX_QUOTED_CHARS] in answer.text  # still names it
+
+
+def test_a_huge_key_beside_an_unstorable_value_is_cut(api: TestClient, tenant_b: Tenant) -> None:
+    """The spec check for values the database cannot hold (past 64 bits, NUL) names the path."""
+    body = {"dataset_id": tenant_b.dataset_id, "spec": {**SPEC, KEY: 2**70}}
+    error, size = _answer(api, tenant_b, body)
+    assert size < 20_000, f"a {size}-byte error"
+    assert "integer out of range at " + KEY[:MAX_QUOTED_CHARS] in error["message"]
