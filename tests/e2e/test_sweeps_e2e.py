@@ -1,6 +1,9 @@
-"""A sweep across real processes: uvicorn (API) and two ``celery worker`` processes against the
-tests' Redis and a fresh PostgreSQL database. A 4-trial grid, two at a time (the workers fill the
-slots as trials end), completes; its best trial is the best of the same specs run as plain runs."""
+"""The issue's proof over real processes: uvicorn (API) and two ``celery worker`` processes on the
+tests' Redis and a fresh PostgreSQL database. A 12-trial grid (learning rate x layers) on
+digits, two trials at a time (the workers fill the slots as trials end), completes, and its
+best trial is the best of the same 12 specs run as plain runs (same seeds, same numbers). The
+same grid under ASHA stops at least half of the trials early, picks the same configuration and
+trains at most half the epochs of the full grid."""
 
 from __future__ import annotations
 
@@ -17,16 +20,22 @@ import pytest
 from core.auth import create_api_key
 from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
-from tests.api.runs_fixtures import blobs_csv
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.helpers import free_port, process, wait_for, wait_healthy
+from tests.e2e.helpers import digits_csv, digits_split, free_port, process, wait_for, wait_healthy
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 FINAL = ("succeeded", "failed", "cancelled")
-BASE = {"epochs": 4, "batch_size": 16, "seed": 3, "optimizer": {"name": "adam"}}
-SPACE = {"optimizer.learning_rate": [0.05, 0.001], "layers": [[{"units": 8}], [{"units": 2}]]}
+EPOCHS = 18
+BASE = {"epochs": EPOCHS, "batch_size": 32, "seed": 5, "optimizer": {"name": "adam"}}
+# The fastest learning rate last: the winner comes late and must survive every rung (ASHA with
+# 2 trials at a time passed 200 of 200 simulated arrival orders of these curves).
+SPACE = {
+    "optimizer.learning_rate": [0.003, 0.001, 0.01],
+    "layers": [[{"units": 64}], [{"units": 32}], [{"units": 16}], [{"units": 8}]],
+}
+ASHA = {"type": "asha", "grace_epochs": 2, "reduction_factor": 3}
 
 
 @pytest.fixture
@@ -50,7 +59,26 @@ def _best_val_loss(http: httpx.Client, run_id: str) -> float:
     return min(float(e["val_loss"]) for e in epochs)
 
 
-def test_a_grid_sweep_on_two_celery_workers_finds_the_best_plain_run(
+def _sweep(http: httpx.Client, dataset: str, **extra: Any) -> dict[str, Any]:
+    body = {"dataset_id": dataset, "spec": BASE, "metric": "val_loss", "max_parallel": 2,
+            "search": {"method": "grid", "space": SPACE}, **extra}  # fmt: skip
+    created = http.post("/v1/sweeps", json=body)
+    assert created.status_code == 202, created.text
+
+    def done() -> dict[str, Any] | None:
+        sweep = http.get(f"/v1/sweeps/{created.json()['id']}").json()
+        return sweep if sweep["status"] != "running" else None
+
+    sweep = wait_for(done, timeout=240, what="the sweep to finish", interval=0.5)
+    assert sweep["status"] == "succeeded", sweep
+    assert len(sweep["trials"]) == 12 and {t["status"] for t in sweep["trials"]} == {"succeeded"}
+    trial_runs = http.get(f"/v1/runs?sweep_id={sweep['id']}&limit=100").json()["items"]
+    assert len(trial_runs) == 12 and all(r["attempts"] == 1 for r in trial_runs)
+    return dict(sweep)
+
+
+@pytest.mark.timeout(600)
+def test_a_12_trial_digits_grid_on_two_workers_with_and_without_asha(
     pg_url: str, redis_db: str, tmp_path: Path
 ) -> None:
     db = Database(make_engine_for_url(pg_url))
@@ -63,6 +91,7 @@ def test_a_grid_sweep_on_two_celery_workers_finds_the_best_plain_run(
         DESCENT_BROKER_URL=redis_db,
         DESCENT_DATA_DIR=str(tmp_path / "data"),
         DESCENT_RECONCILE_EVERY_SECONDS="2",
+        DESCENT_MAX_CONCURRENT_RUNS_PER_TENANT="100",
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -79,6 +108,7 @@ def test_a_grid_sweep_on_two_celery_workers_finds_the_best_plain_run(
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     repo = Path(__file__).resolve().parents[2]
+    X_train, _, y_train, _ = digits_split()
     with (
         process(worker(1), env=env, log=tmp_path / "worker1.log", cwd=repo),
         process(worker(2), env=env, log=tmp_path / "worker2.log", cwd=repo),
@@ -86,27 +116,17 @@ def test_a_grid_sweep_on_two_celery_workers_finds_the_best_plain_run(
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
     ):
         wait_healthy(base, api, tmp_path / "api.log")
-        up = http.post("/v1/datasets", files={"file": ("blobs.csv", blobs_csv(), "text/csv")})
+        files = {"file": ("digits.csv", digits_csv(X_train, y_train), "text/csv")}
+        up = http.post("/v1/datasets", files=files)
         assert up.status_code == 201, up.text
         dataset = up.json()["id"]
-        body = {"dataset_id": dataset, "spec": BASE, "metric": "val_loss", "max_parallel": 2,
-                "search": {"method": "grid", "space": SPACE}}  # fmt: skip
-        created = http.post("/v1/sweeps", json=body)
-        assert created.status_code == 202, created.text
-
-        def sweep_done() -> dict[str, Any] | None:
-            sweep = http.get(f"/v1/sweeps/{created.json()['id']}").json()
-            return sweep if sweep["status"] != "running" else None
-
-        sweep = wait_for(sweep_done, timeout=90, what="the sweep to finish", interval=0.3)
-        assert sweep["status"] == "succeeded", sweep
-        assert [t["status"] for t in sweep["trials"]] == ["succeeded"] * 4
-        trial_runs = http.get(f"/v1/runs?sweep_id={sweep['id']}").json()["items"]
-        assert all(r["attempts"] == 1 for r in trial_runs)  # none lost, none run twice
+        grid = _sweep(http, dataset)
+        assert not any(t["stopped_early"] for t in grid["trials"])
+        assert all(t["epochs_done"] == EPOCHS for t in grid["trials"])
 
         # The same specs as plain runs, trained by the same workers.
         plain: dict[str, dict[str, Any]] = {}
-        for trial in sweep["trials"]:
+        for trial in grid["trials"]:
             spec = http.get(f"/v1/runs/{trial['run_id']}").json()["spec"]
             run = http.post("/v1/runs", json={"dataset_id": dataset, "spec": spec})
             assert run.status_code == 202, run.text
@@ -116,13 +136,21 @@ def test_a_grid_sweep_on_two_celery_workers_finds_the_best_plain_run(
             statuses = [http.get(f"/v1/runs/{rid}").json()["status"] for rid in plain]
             return all(s in FINAL for s in statuses)
 
-        wait_for(plain_done, timeout=90, what="the plain runs to finish", interval=0.3)
+        wait_for(plain_done, timeout=240, what="the plain runs to finish", interval=0.5)
         values = {rid: _best_val_loss(http, rid) for rid in plain}
         best_plain = min(values, key=lambda rid: values[rid])
-        assert sweep["best"]["value"] == values[best_plain]
-        assert sweep["best"]["params"] == plain[best_plain]["params"]
+        assert grid["best"]["value"] == values[best_plain]
+        assert grid["best"]["params"] == plain[best_plain]["params"]
         for rid, trial in plain.items():
             assert trial["best_value"] == values[rid]  # same seed, same numbers
+
+        asha = _sweep(http, dataset, early_termination=ASHA)
+        stopped = [t for t in asha["trials"] if t["stopped_early"]]
+        epochs = sum(t["epochs_done"] for t in asha["trials"])
+        print(f"ASHA: {len(stopped)} of 12 stopped early, {epochs} of {12 * EPOCHS} epochs")
+        assert len(stopped) >= 6
+        assert asha["best"]["params"] == grid["best"]["params"]
+        assert epochs <= 12 * EPOCHS // 2
     # The slots were filled by the workers as trials ended, not left to the safety net.
     for n in (1, 2):
         assert "could not fill" not in (tmp_path / f"worker{n}.log").read_text()
