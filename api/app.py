@@ -19,6 +19,7 @@ from api import examples as api_examples
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import EdgeMiddleware
+from api.read_cache import ReadCache
 from api.routes import (
     dashboard,
     datasets,
@@ -120,6 +121,7 @@ def create_app(
     app.state.enqueue = send
     app.state.model_cache = ModelCache(settings.predict_cache_size)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
+    app.state.read_cache = ReadCache(settings.read_cache_seconds)
     app.state.resolve_cache = ResolveCache()
     app.state.run_watch = run_watch
     install_error_handlers(app, retry_after=settings.retry_after_seconds)

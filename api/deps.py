@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.principal import SCOPE_KEY, authorize
+from api.read_cache import Finished
 from core import auth, web_sessions
 from core.broker import Enqueuer
 from core.config import Settings
@@ -86,10 +87,12 @@ async def get_reader(request: Request) -> Reader:
     return Reader(request.app.state.db)
 
 
-def json_response(body: BaseModel) -> Response:
+def json_response(body: BaseModel, *, finished: bool = False) -> Response:
     """What FastAPI sends for a route returning ``body`` (pydantic's JSON), without it: for
-    the reads the edge answers (api.fast_routes)."""
-    return Response(body.model_dump_json(), media_type="application/json")
+    the reads the edge answers (api.fast_routes). ``finished``: the object will not change, so
+    the edge may keep the answer (api.read_cache)."""
+    kind = Finished if finished else Response
+    return kind(body.model_dump_json(), media_type="application/json")
 
 
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -104,6 +104,10 @@ def _headers(scope: Scope) -> _Headers:
     return found
 
 
+# Methods that change nothing: any other one from a tenant forgets its cached reads.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp, *, api: FastAPI) -> None:
         self.app = app
@@ -146,6 +150,8 @@ class EdgeMiddleware:
 
         received = 0
         fast = fast_route(method, path) if principal is not None else None
+        if principal is not None and method not in _READS:
+            state.read_cache.forget(principal.tenant_id)
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -162,14 +168,18 @@ class EdgeMiddleware:
         route, params = fast
         assert principal is not None
         scope["route"] = route
-        try:
-            response = await route.handler(Request(scope, counting_receive), principal, params)
-        except Exception as exc:
-            await self._answer(exc, scope, receive, send)
-            return
+        target = f"{path}?{scope['query_string'].decode('latin-1')}"
+        response = state.read_cache.get(principal.tenant_id, target) if method == "GET" else None
         if response is None:
-            await self.app(scope, counting_receive, send)
-            return
+            try:
+                response = await route.handler(Request(scope, counting_receive), principal, params)
+            except Exception as exc:
+                await self._answer(exc, scope, receive, send)
+                return
+            if response is None:
+                await self.app(scope, counting_receive, send)
+                return
+            state.read_cache.keep(principal.tenant_id, target, response)
         await response(scope, receive, send)
 
     async def _answer(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # An API key, once checked against the database, is trusted for this long by that API
     # process: a revoked key keeps working there for at most this many seconds.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # A finished run, a model or a dataset read by id is answered from memory by that API
+    # process for this long (0: never); a write by the tenant forgets it (api.read_cache).
+    read_cache_seconds: float = Field(default=5.0, ge=0)
     # A dashboard sign-in lasts this long (or until sign-out, or its key is revoked).
     web_session_hours: float = Field(default=12.0, gt=0)
 

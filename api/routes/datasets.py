@@ -152,7 +152,8 @@ async def get_dataset_at_edge(
     request: Request, principal: Principal, params: Match[str]
 ) -> Response:
     dataset_id = uuid.UUID(params[1])
-    return json_response(await _dataset_out(Reader(request.app.state.db), principal, dataset_id))
+    dataset = await _dataset_out(Reader(request.app.state.db), principal, dataset_id)
+    return json_response(dataset, finished=True)  # a dataset never changes (only goes)
 
 
 async def _dataset_out(read: Reader, principal: Principal, dataset_id: uuid.UUID) -> DatasetOut:

@@ -86,7 +86,8 @@ async def get_model(model_id: uuid.UUID, principal: PrincipalDep, read: ReaderDe
 
 async def get_model_at_edge(request: Request, principal: Principal, params: Match[str]) -> Response:
     model_id = uuid.UUID(params[1])
-    return json_response(await _model_out(Reader(request.app.state.db), principal, model_id))
+    model = await _model_out(Reader(request.app.state.db), principal, model_id)
+    return json_response(model, finished=True)  # a model never changes
 
 
 async def _model_out(read: Reader, principal: Principal, model_id: uuid.UUID) -> ModelOut:

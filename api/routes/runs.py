@@ -35,6 +35,7 @@ from api.schemas import (
 from core import runs
 from core.auth import Principal
 from core.runs import events
+from store.tables import FINISHED_RUN_STATUSES, RunStatus
 
 # Every /v1 route counts against the tenant's request rate (api.deps.current_principal).
 router = APIRouter(
@@ -176,7 +177,8 @@ async def get_run_at_edge(
     run = await anyio.to_thread.run_sync(
         lambda: events.current_run(db, tenant_id=principal.tenant_id, run_id=run_id)
     )
-    return json_response(RunOut.from_row(run))
+    out = RunOut.from_row(run)
+    return json_response(out, finished=RunStatus(out.status) in FINISHED_RUN_STATUSES)
 
 
 @router.get("/{run_id:uuid}/history", responses={401: _401, 404: _404})
