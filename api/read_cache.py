@@ -1,13 +1,14 @@
 """Reads of finished objects, kept by each API process for ``read_cache_seconds``.
 
 A model never changes once written, nor does a dataset, nor a run once it is final (succeeded,
-failed or cancelled), except that deleting a dataset clears the ``dataset_id`` of its runs and
-models. So the edge answers a repeated ``GET`` of one of them from memory, with no thread hop and
-no database round trip; a run still queued or running is always read afresh (clients poll it
-for progress). Entries are per tenant (the key is authenticated and rate-counted first, as for
-any read); any write a tenant sends through this process forgets that tenant's entries, so a
-process never serves its own stale answer, and another process's answer is at most
-``read_cache_seconds`` old (as a revoked key works for ``auth_cache_seconds``).
+failed or cancelled) and its history, except that deleting a dataset clears the ``dataset_id``
+of its runs and models. So the edge answers a repeated ``GET`` of one of them from memory, with
+no thread hop and no database round trip; a run still queued or running is always read afresh
+(clients poll it for progress). Entries are per tenant (the key is authenticated and
+rate-counted first, as for any read); any write a tenant sends through this process forgets
+that tenant's entries, so a process never serves its own stale answer, and another process's
+answer is at most ``read_cache_seconds`` old (as a revoked key works for
+``auth_cache_seconds``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 from starlette.responses import Response
 
 # Entries per process: a few MB of JSON at most.
@@ -37,6 +38,8 @@ class ReadCache:
         )
         # Bumped by a tenant's write: its older entries are never looked up again.
         self._generation: dict[uuid.UUID, int] = {}
+        # Runs this process has read as final: their history is final too.
+        self._final_runs: LRUCache[tuple[uuid.UUID, uuid.UUID], bool] = LRUCache(MAX_ENTRIES)
 
     def get(self, tenant_id: uuid.UUID, target: str) -> Response | None:
         if self.seconds <= 0:
@@ -51,6 +54,13 @@ class ReadCache:
             self._entries[key] = bytes(response.body)
             response.headers["cache-control"] = self._cache_control
         return response
+
+    def run_is_final(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        self._final_runs[(tenant_id, run_id)] = True
+
+    def known_final(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+        """Whether this process has read the run as final (so its history will not change)."""
+        return (tenant_id, run_id) in self._final_runs
 
     def forget(self, tenant_id: uuid.UUID) -> None:
         self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1

@@ -178,7 +178,10 @@ async def get_run_at_edge(
         lambda: events.current_run(db, tenant_id=principal.tenant_id, run_id=run_id)
     )
     out = RunOut.from_row(run)
-    return json_response(out, finished=RunStatus(out.status) in FINISHED_RUN_STATUSES)
+    finished = RunStatus(out.status) in FINISHED_RUN_STATUSES
+    if finished:
+        request.app.state.read_cache.run_is_final(principal.tenant_id, run_id)
+    return json_response(out, finished=finished)
 
 
 @router.get("/{run_id:uuid}/history", responses={401: _401, 404: _404})
@@ -197,8 +200,11 @@ async def get_history_at_edge(
     query = parse_query(request, HistoryQuery)
     if query is None:
         return None
-    read = Reader(request.app.state.db)
-    return json_response(await _history(read, principal, uuid.UUID(params[1]), query))
+    read, run_id = Reader(request.app.state.db), uuid.UUID(params[1])
+    history = await _history(read, principal, run_id, query)
+    # The history of a run this process has seen final is final too (api.read_cache).
+    finished = request.app.state.read_cache.known_final(principal.tenant_id, run_id)
+    return json_response(history, finished=finished)
 
 
 async def _history(

@@ -107,3 +107,22 @@ def test_entries_expire_and_zero_seconds_keeps_nothing() -> None:
     off = ReadCache(0.0)
     off.keep(tenant, "/v1/models/x?", Finished(b"{}"))
     assert off.get(tenant, "/v1/models/x?") is None
+
+
+def test_a_final_runs_history_is_kept_once_the_run_was_read_final(
+    reads: list[str], api: TestClient, tenant_key: str, trained: dict[str, Any],
+    dataset_id: str,
+) -> None:  # fmt: skip
+    """``trained`` read its run as final: its history is then final too. A queued run's is not."""
+    headers = bearer(tenant_key)
+    path = f"/v1/runs/{trained['id']}/history?max_points=3"
+    before = len(reads)
+    answers = [api.get(path, headers=headers) for _ in range(3)]
+    assert len(reads) - before == 1 and answers[0].content == answers[2].content
+    assert len(answers[0].json()["epochs"]) == 3
+    queued = submit(api, tenant_key, dataset_id).json()["id"]
+    api.get(f"/v1/runs/{queued}", headers=headers)
+    before = len(reads)
+    for _ in range(2):
+        assert api.get(f"/v1/runs/{queued}/history", headers=headers).json()["epochs"] == []
+    assert len(reads) - before == 2
