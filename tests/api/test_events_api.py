@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import fastapi.routing
@@ -117,6 +118,26 @@ def test_resume_point_replays_only_what_follows(
     assert _statuses(frames) == ["succeeded"]
 
 
+def _stream_while(
+    client: TestClient, run_id: str, key: str, train: Callable[[], None], opened: threading.Event
+) -> str:
+    """The run's whole event stream, read while ``train`` runs in a thread; ``opened`` is set
+    once the stream has sent its first status (so the training starts on a watched run)."""
+    worker = threading.Thread(target=train)
+    worker.start()
+    text = ""
+    try:
+        with client.stream("GET", f"/v1/runs/{run_id}/events", headers=bearer(key)) as r:
+            for chunk in r.iter_text():
+                text += chunk
+                if "event: status" in text:
+                    opened.set()
+    finally:
+        opened.set()
+        worker.join()
+    return text
+
+
 def test_live_stream_sees_each_epoch_once_in_order_while_a_worker_trains(
     api: TestClient, tenant_key: str, dataset_id: str, db: Database, settings: Settings
 ) -> None:
@@ -127,18 +148,7 @@ def test_live_stream_sees_each_epoch_once_in_order_while_a_worker_trains(
         opened.wait(timeout=30)
         work(db, settings, run_id)
 
-    worker = threading.Thread(target=train_when_watched)
-    worker.start()
-    text = ""
-    try:
-        with api.stream("GET", f"/v1/runs/{run_id}/events", headers=bearer(tenant_key)) as r:
-            for chunk in r.iter_text():
-                text += chunk
-                if "event: status" in text:
-                    opened.set()
-    finally:
-        opened.set()
-        worker.join()
+    text = _stream_while(api, run_id, tenant_key, train_when_watched, opened)
     frames = parse_sse(text)
     assert _epochs(frames) == list(range(1, 13))
     # The stream opened on a queued run and saw it start and end.
@@ -273,19 +283,7 @@ def test_news_arrives_through_redis_before_the_poll_would_find_it(
         work(db, redis, run_id)
         took.append(started)
 
-    worker = threading.Thread(target=train_when_subscribed)
-    worker.start()
-    text = ""
-    try:
-        headers = bearer(tenant_key)
-        with slow_poll.stream("GET", f"/v1/runs/{run_id}/events", headers=headers) as r:
-            for chunk in r.iter_text():
-                text += chunk
-                if "event: status" in text:
-                    opened.set()
-    finally:
-        opened.set()
-        worker.join()
+    text = _stream_while(slow_poll, run_id, tenant_key, train_when_subscribed, opened)
     streamed = time.monotonic() - took[0]
     frames = parse_sse(text)
     assert _epochs(frames) == list(range(1, 13))
