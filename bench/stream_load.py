@@ -172,7 +172,7 @@ def main() -> None:
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60
             ) as http:
-                model_id = train_digits(http)
+                model_id = train_digits(http)["model"]
                 _, X_test, _, _ = digits_split()
                 body = orjson.dumps({"inputs": X_test[:1].tolist()})
                 script = post_script(tmp, "predict1", body, key)
