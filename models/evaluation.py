@@ -30,6 +30,12 @@ def predicted_classes(z: Array) -> Array:
     return (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(axis=1)
 
 
+def store_predictions(z_fm: Array, out: Array) -> None:
+    """predicted_classes of feature-major logits (K, n), written into `out` (n,) int64."""
+    # A plain argmax and a copy cost less than argmax(out=) on a small batch.
+    out[...] = z_fm[0] > 0 if z_fm.shape[0] == 1 else z_fm.argmax(axis=0)
+
+
 def evaluate_validation(
     net: Network, loss_fn: Loss, data: PreparedData, *, monitored: frozenset[str] = frozenset()
 ) -> dict[str, float]:

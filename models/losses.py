@@ -22,6 +22,15 @@ from models.activations import sigmoid
 from models.types import Array
 
 
+def _vdot(a: Array, b: Array) -> float:
+    """sum(a * b) for arrays of one shape. The trainer's logits and targets are transposed views
+    of feature-major (K, n) buffers: their transposes are contiguous, so np.vdot (which copies
+    what is not C-contiguous) reads them in place. Either way each a[i] meets its b[i]."""
+    if a.ndim == 2 and a.strides[0] < a.strides[1]:
+        return float(np.vdot(a.T, b.T))
+    return float(np.vdot(a, b))
+
+
 class Loss:
     name = "abstract"
 
@@ -58,13 +67,13 @@ class CategoricalCrossEntropy(Loss):
         n = z.shape[0]
         shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=out)  # exp() cannot overflow
         if weights is None:
-            true_logit = np.vdot(target, shifted)
+            true_logit = _vdot(target, shifted)
         else:
             true_rows = np.einsum("ij,ij->i", target, shifted)
         exp = np.exp(shifted, out=shifted)
         total = exp.sum(axis=1, keepdims=True)
         if weights is None:
-            value = (np.log(total).sum() - true_logit) / n
+            value = (float(np.log(total).sum()) - true_logit) / n
         else:
             value = np.vdot(weights[:, 0], np.log(total[:, 0]) - true_rows) / n
         grad = np.divide(exp, total, out=exp)
@@ -136,7 +145,7 @@ class MeanSquaredError(Loss):
     ) -> tuple[float, Array]:
         _unweighted(self.name, weights)
         residual = np.subtract(z, target, out=out)
-        value = np.vdot(residual, residual) / residual.size
+        value = _vdot(residual, residual) / residual.size
         residual *= 2.0 * scale / residual.size
         return float(value), residual
 

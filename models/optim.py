@@ -84,19 +84,27 @@ class Optimizer:
 class SGD(Optimizer):
     """v = momentum * v - lr * g; w += v (Nesterov: w += momentum * v - lr * g)."""
 
+    def __init__(self, spec: OptimizerSpec, theta: Array, weight_mask: Array) -> None:
+        super().__init__(spec, theta, weight_mask)
+        # Neither clipping nor decay: a step is two or three whole-vector ufunc calls.
+        self._plain = spec.clipnorm is None and not spec.weight_decay
+
     def grad_scale(self, lr: float) -> float:
         return -lr
 
     def step(self, theta: Array, grad: Array, lr: float) -> None:
         # `grad` already holds -lr * g.
         self.steps += 1
-        self._clip(grad, lr)
-        self._decay_weights(theta, lr)
+        if not self._plain:
+            self._clip(grad, lr)
+            self._decay_weights(theta, lr)
         momentum = self.spec.momentum or 0.0
         if momentum == 0.0:
             theta += grad
             return
-        velocity = self._buffer("velocity", theta)
+        velocity = self._buffers.get("velocity")
+        if velocity is None:
+            velocity = self._buffer("velocity", theta)
         velocity *= momentum
         velocity += grad
         if self.spec.nesterov:

@@ -1,10 +1,10 @@
 """Training: raw data and a spec in, a trained `Model` and its per-epoch history out.
 
 `train()` prepares the data (split, preprocessing fitted on the training split), builds the
-network, and runs `fit()`: epochs of shuffled mini-batches, forward (with dropout masks when a
-layer asks), fused loss gradient (class-weighted when asked), backward, L2 penalty, optimizer
-step. A feature the spec leaves off costs the step loop no numpy call. Progress leaves through
-callbacks only; this module touches no file, database or log.
+network, and runs `fit()`: epochs of shuffled mini-batches (models.batches), forward (with
+dropout masks when a layer asks), fused loss gradient (class-weighted when asked), backward,
+L2 penalty, optimizer step. A feature the spec leaves off costs the step loop no numpy call.
+Progress leaves through callbacks only; this module touches no file, database or log.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from models import warm_start
+from models.batches import EpochBatches, TrainAccuracy
 from models.errors import DivergenceError, ResumeError, SpecError
-from models.evaluation import evaluate_validation, final_metrics, predicted_classes
+from models.evaluation import evaluate_validation, final_metrics
 from models.fpenv import subnormals_flushed
 from models.losses import make_loss
 from models.model import Model
@@ -145,12 +146,8 @@ def fit(
     )
     n = x_all.shape[0]
     batch_size = min(spec.batch_size, n)
-    if spec.shuffle:
-        x_epoch, t_epoch = np.empty_like(x_all), np.empty_like(t_all)
-        labels_epoch = None if labels_all is None else np.empty_like(labels_all)
-        w_epoch = None if w_all is None else np.empty_like(w_all)
-    else:
-        x_epoch, t_epoch, labels_epoch, w_epoch = x_all, t_all, labels_all, w_all
+    batches = EpochBatches(x_all, t_all, w_all, shuffle=spec.shuffle)
+    accuracy = None if labels_all is None else TrainAccuracy(labels_all, t_all.shape[1], net.dtype)
     # Dropout masks come from the shuffling generator: its saved state covers them.
     dropout_rng = shuffle_rng if net.has_dropout else None
     # The time budget covers the whole run: a resumed run has already spent its epochs' seconds.
@@ -165,37 +162,29 @@ def fit(
         started = time.perf_counter()
         lr = schedule.lr(epoch)
         grad_scale = optimizer.grad_scale(lr)
-        if spec.shuffle:
-            order = shuffle_rng.permutation(n)
-            np.take(x_all, order, axis=0, out=x_epoch)
-            np.take(t_all, order, axis=0, out=t_epoch)
-            if labels_all is not None and labels_epoch is not None:
-                np.take(labels_all, order, out=labels_epoch)
-            if w_all is not None and w_epoch is not None:
-                np.take(w_all, order, axis=0, out=w_epoch)
+        order = shuffle_rng.permutation(n) if spec.shuffle else None
+        batches.start(order)
 
-        loss_sum, correct, interrupted = 0.0, 0, False
+        loss_sum, interrupted = 0.0, False
         for batch, i in enumerate(range(0, n, batch_size), start=1):
             if (should_stop is not None and should_stop()) or (
                 deadline is not None and time.monotonic() > deadline
             ):
                 interrupted = True
                 break
-            xb, tb = x_epoch[i : i + batch_size], t_epoch[i : i + batch_size]
-            ws = net.workspace(xb.shape[0])
+            m = min(batch_size, n - i)
+            xb, tb, wb = batches.batch(i, m)
+            ws = net.workspace(m)
             z = net.forward(xb, ws, dropout_rng)
-            if labels_epoch is not None:
-                correct += int(
-                    np.count_nonzero(predicted_classes(z) == labels_epoch[i : i + batch_size])
-                )
-            wb = None if w_epoch is None else w_epoch[i : i + batch_size]
+            if accuracy is not None:
+                accuracy.record(i, ws.logits_fm)
             value, dz = loss_fn.value_and_grad(z, tb, out=ws.dlogits, scale=grad_scale, weights=wb)
             if not math.isfinite(value):
                 raise DivergenceError(offset + epoch + 1, batch, lr)
             net.backward(dz, ws)
             if penalty is not None:  # non-finite weights are caught at the epoch's end
                 value += penalty.apply(grad_scale)
-            loss_sum += value * xb.shape[0]
+            loss_sum += value * m
             optimizer.step(net.theta, net.grad, lr)
 
         if interrupted:
@@ -210,8 +199,8 @@ def fit(
 
         done = offset + epoch + 1
         metrics: dict[str, Any] = {"epoch": done, "train_loss": loss_sum / n}
-        if labels_all is not None:
-            metrics["train_accuracy"] = correct / n
+        if accuracy is not None:
+            metrics["train_accuracy"] = accuracy.result(order)
         if data.x_val.shape[0]:
             val = evaluate_validation(net, loss_fn, data, monitored=monitored)
             metrics.update({f"val_{k}": v for k, v in val.items()})
