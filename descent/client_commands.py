@@ -252,9 +252,8 @@ def runs_submit(
     with make_client(url, key) as client:
         run = client.train(dataset_id, spec, name=name, init_from=init_from)
         if follow:
-            if not as_json:
-                click.echo(f"run {run.id} queued")
-            sys.exit(follow_run(run, as_json=as_json, console=_console()))
+            announce = None if as_json else f"run {run.id} queued"
+            sys.exit(follow_run(run, as_json=as_json, console=_console(), announce=announce))
     if as_json:
         return print_json(run.data)
     click.echo(f"run {run.id} {run.status}; `descent runs follow {run.id}` shows its progress")

@@ -54,10 +54,14 @@ def summary(run: Run) -> str:
     return line
 
 
-def follow_run(run: Run, *, as_json: bool, console: Console) -> int:
+def follow_run(run: Run, *, as_json: bool, console: Console, announce: str | None = None) -> int:
     """Show the run until it is final; the exit code: 0 succeeded, 1 failed or cancelled,
-    130 when the user stopped watching (Ctrl-C: the run goes on, a note on stderr says so)."""
+    130 when the user stopped watching (Ctrl-C: the run goes on, a note on stderr says so).
+    ``announce`` is printed first, inside the Ctrl-C handling: a Ctrl-C right after it is the
+    same stop, not click's "Aborted!"."""
     try:
+        if announce:
+            click.echo(announce)
         if as_json:
             for entry in run.follow():
                 click.echo(json.dumps({"event": "epoch", **entry}))

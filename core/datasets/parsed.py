@@ -199,7 +199,8 @@ def exact_in_float32(values: NDArray[np.float64]) -> bool:
 def widened(x: NDArray[np.floating[Any]], filled: int) -> NDArray[np.float64]:
     """``x`` as float64, its first ``filled`` rows copied: a value float32 cannot hold came."""
     wide = np.empty(x.shape, dtype=np.float64)
-    wide[:filled] = x[:filled]
+    with np.errstate(invalid="ignore"):  # rows of a block being filled hold no values yet
+        wide[:filled] = x[:filled]
     return wide
 
 
