@@ -45,11 +45,9 @@ from service_world import (
     pg_database,
     python_env,
     redis_url,
-    uvicorn_argv,
-    worker_argv,
 )
 
-from descent.processes import free_port, process, wait_healthy
+from descent.processes import API_APP, free_port, process, uvicorn_argv, wait_healthy, worker_argv
 
 KINDS = ("predict", "poll", "upload", "submit")
 WEIGHTS = (40, 40, 10, 10)
@@ -92,9 +90,7 @@ def server(args: argparse.Namespace, tmp: Path) -> Iterator[tuple[str, str]]:
         worker[worker.index("--concurrency=1")] = f"--concurrency={args.workers}"
         with (
             process(worker, env=env, log=tmp / "worker.log", cwd=REPO),
-            process(
-                uvicorn_argv("api.app:serve_app", port), env=env, log=tmp / "api.log", cwd=REPO
-            ) as api,
+            process(uvicorn_argv(API_APP, port), env=env, log=tmp / "api.log", cwd=REPO) as api,
         ):
             wait_healthy(base, api, tmp / "api.log")
             yield base, key

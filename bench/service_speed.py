@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from descent.processes import free_port, process, wait_healthy
+from descent.processes import API_APP, free_port, process, uvicorn_argv, wait_healthy, worker_argv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -59,8 +59,6 @@ from service_world import (
     time_to_running,
     tiny_dataset,
     train_digits,
-    uvicorn_argv,
-    worker_argv,
     wrk,
 )
 
@@ -216,7 +214,7 @@ def bench_server(args: argparse.Namespace, tmp: Path) -> None:
         base, naive = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{naive_port}"
         with (
             process(worker_argv(), env=env, log=tmp / "worker.log", cwd=REPO),
-            process(uvicorn_argv("api.app:serve_app", port), env=env, log=tmp / "api.log",
+            process(uvicorn_argv(API_APP, port), env=env, log=tmp / "api.log",
                     cwd=REPO) as api,
             httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
                          timeout=30) as http,

@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -175,22 +174,6 @@ def api_key_for(database_url: str) -> str:
             return create_api_key(session, "bench")
     finally:
         db.dispose()
-
-
-def uvicorn_argv(target: str, port: int, *extra: str) -> list[str]:
-    # Same settings for both apps; `descent api` is uvicorn.run(..., log_level="info").
-    return [
-        sys.executable, "-m", "uvicorn", "--factory", target, *extra,
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
-    ]  # fmt: skip
-
-
-def worker_argv() -> list[str]:
-    return [
-        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency=1",
-        "--queues=descent.runs", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "--loglevel=info",
-    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

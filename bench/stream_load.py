@@ -46,12 +46,10 @@ from service_world import (
     python_env,
     redis_url,
     train_digits,
-    uvicorn_argv,
-    worker_argv,
     wrk,
 )
 
-from descent.processes import free_port, process, wait_healthy
+from descent.processes import API_APP, free_port, process, uvicorn_argv, wait_healthy, worker_argv
 
 # About 10 epochs a second (the news whose delay is measured): a run people watch, not a flood.
 SLOW_SPEC = {"layers": [{"units": 512}, {"units": 512}], "batch_size": 1, "epochs": 400}
@@ -167,7 +165,7 @@ def main() -> None:
         api_log = tmp / "api.log"
         with (
             process(worker_argv(), env=env, log=tmp / "worker.log"),
-            process(uvicorn_argv("api.app:serve_app", port), env=env, log=api_log) as api,
+            process(uvicorn_argv(API_APP, port), env=env, log=api_log) as api,
         ):
             wait_healthy(base, api, api_log)
             with httpx.Client(

@@ -24,7 +24,14 @@ from typing import Any
 
 import httpx
 
-from descent.processes import free_port, process, wait_healthy
+from descent.processes import (
+    API_APP,
+    free_port,
+    process,
+    uvicorn_argv,
+    wait_healthy,
+    worker_argv,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import service_world as base
@@ -59,12 +66,12 @@ def server(tmp: Path, workers: int) -> Iterator[httpx.Client]:
         tmp.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             for i in range(workers):
-                argv = [*base.worker_argv(), f"--hostname=bench{i}@%h"]
+                argv = worker_argv(f"--hostname=bench{i}@%h")
                 stack.enter_context(
                     process(argv, env=env, log=tmp / f"worker{i}.log", cwd=base.REPO)
                 )
             api = stack.enter_context(
-                process(base.uvicorn_argv("api.app:serve_app", port), env=env,
+                process(uvicorn_argv(API_APP, port), env=env,
                         log=tmp / "api.log", cwd=base.REPO)
             )  # fmt: skip
             wait_healthy(url, api, tmp / "api.log")

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from core.broker import TRAIN_QUEUE
+
 T = TypeVar("T")
+
+# What `descent api` serves.
+API_APP = "api.app:serve_app"
+
+
+def uvicorn_argv(target: str, port: int, *extra: str, log_level: str = "info") -> list[str]:
+    """``uvicorn --factory target`` on 127.0.0.1:``port`` (`descent api` logs at info)."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", target, *extra,
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level,
+    ]  # fmt: skip
+
+
+def worker_argv(*extra: str, app: str = "worker.app", concurrency: int = 1) -> list[str]:
+    """A ``celery worker`` on the runs queue, without the gossip/mingle/heartbeat chatter."""
+    return [
+        sys.executable, "-m", "celery", "-A", app, "worker", f"--concurrency={concurrency}",
+        f"--queues={TRAIN_QUEUE}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel=info", *extra,
+    ]  # fmt: skip
 
 
 def free_port() -> int:

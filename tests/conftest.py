@@ -9,6 +9,7 @@ be had skips the test (and fails it instead in CI, where it must be there).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,14 +71,29 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+@contextlib.contextmanager
+def pg_database(*, migrated: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database (migrated to head unless asked not to), dropped after."""
     name, url = create_pg_database()
     try:
-        upgrade_to_head(url)
+        if migrated:
+            upgrade_to_head(url)
         yield url
     finally:
         drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A migrated PostgreSQL database of the test's own (for real processes sharing it)."""
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture(

@@ -11,17 +11,29 @@ from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from descent.processes import free_port, process, stop_group, wait_for, wait_healthy
+from descent.processes import (
+    API_APP,
+    free_port,
+    process,
+    stop_group,
+    uvicorn_argv,
+    wait_for,
+    wait_healthy,
+    worker_argv,
+)
 
 __all__ = [
+    "API_APP",
     "digits_csv",
     "digits_split",
     "free_port",
     "process",
     "stop_group",
     "train_digits_through_api",
+    "uvicorn_argv",
     "wait_for",
     "wait_healthy",
+    "worker_argv",
 ]
 
 

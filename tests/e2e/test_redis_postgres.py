@@ -4,34 +4,28 @@ the tests' Redis and a fresh PostgreSQL database."""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from core.auth import create_api_key
-from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow
 from tests.e2e.dashboard_flow import dashboard_flow
-from tests.e2e.helpers import free_port, process, train_digits_through_api, wait_healthy
+from tests.e2e.helpers import (
+    API_APP,
+    free_port,
+    process,
+    train_digits_through_api,
+    uvicorn_argv,
+    wait_healthy,
+    worker_argv,
+)
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name, url = create_pg_database()
-    try:
-        upgrade_to_head(url)
-        yield url
-    finally:
-        drop_pg_database(name)
 
 
 @pytest.fixture
@@ -40,34 +34,27 @@ def redis_db() -> str:
     return redis_url(9)
 
 
-def test_uvicorn_and_celery_worker_train_digits(pg_url: str, redis_db: str, tmp_path: Path) -> None:
-    db = Database(make_engine_for_url(pg_url))
+def test_uvicorn_and_celery_worker_train_digits(
+    fresh_postgres_url: str, redis_db: str, tmp_path: Path
+) -> None:
+    db = Database(make_engine_for_url(fresh_postgres_url))
     with db.session() as session:
         key = create_api_key(session, f"e2e-{uuid.uuid4().hex[:8]}")
     db.dispose()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     env.update(
-        DESCENT_DATABASE_URL=pg_url,
+        DESCENT_DATABASE_URL=fresh_postgres_url,
         DESCENT_BROKER_URL=redis_db,
         DESCENT_DATA_DIR=str(tmp_path / "data"),
         DESCENT_RECONCILE_EVERY_SECONDS="2",
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    worker_argv = [
-        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency=1",
-        "--queues=descent.runs", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "--loglevel=info",
-    ]  # fmt: skip
-    api_argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.app:serve_app",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
     repo = Path(__file__).resolve().parents[2]
     with (
-        process(worker_argv, env=env, log=tmp_path / "worker.log", cwd=repo),
-        process(api_argv, env=env, log=tmp_path / "api.log", cwd=repo) as api,
+        process(worker_argv(), env=env, log=tmp_path / "worker.log", cwd=repo),
+        process(uvicorn_argv(API_APP, port), env=env, log=tmp_path / "api.log", cwd=repo) as api,
     ):
         wait_healthy(base, api, tmp_path / "api.log")
         ready = httpx.get(f"{base}/readyz", timeout=10).json()

@@ -8,9 +8,7 @@ trains at most half the epochs of the full grid."""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,18 @@ import httpx
 import pytest
 
 from core.auth import create_api_key
-from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.helpers import digits_csv, digits_split, free_port, process, wait_for, wait_healthy
+from tests.e2e.helpers import (
+    API_APP,
+    digits_csv,
+    digits_split,
+    free_port,
+    process,
+    uvicorn_argv,
+    wait_for,
+    wait_healthy,
+    worker_argv,
+)
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -36,16 +42,6 @@ SPACE = {
     "layers": [[{"units": 64}], [{"units": 32}], [{"units": 16}], [{"units": 8}]],
 }
 ASHA = {"type": "asha", "grace_epochs": 2, "reduction_factor": 3}
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name, url = create_pg_database()
-    try:
-        upgrade_to_head(url)
-        yield url
-    finally:
-        drop_pg_database(name)
 
 
 @pytest.fixture
@@ -79,15 +75,15 @@ def _sweep(http: httpx.Client, dataset: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.timeout(600)
 def test_a_12_trial_digits_grid_on_two_workers_with_and_without_asha(
-    pg_url: str, redis_db: str, tmp_path: Path
+    fresh_postgres_url: str, redis_db: str, tmp_path: Path
 ) -> None:
-    db = Database(make_engine_for_url(pg_url))
+    db = Database(make_engine_for_url(fresh_postgres_url))
     with db.session() as session:
         key = create_api_key(session, f"e2e-{uuid.uuid4().hex[:8]}")
     db.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     env.update(
-        DESCENT_DATABASE_URL=pg_url,
+        DESCENT_DATABASE_URL=fresh_postgres_url,
         DESCENT_BROKER_URL=redis_db,
         DESCENT_DATA_DIR=str(tmp_path / "data"),
         DESCENT_RECONCILE_EVERY_SECONDS="2",
@@ -97,22 +93,14 @@ def test_a_12_trial_digits_grid_on_two_workers_with_and_without_asha(
     base = f"http://127.0.0.1:{port}"
 
     def worker(n: int) -> list[str]:
-        return [
-            sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency=1",
-            "--queues=descent.runs", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "--loglevel=info", f"--hostname=sweep{n}@%h",
-        ]  # fmt: skip
+        return worker_argv(f"--hostname=sweep{n}@%h")
 
-    api_argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.app:serve_app",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
     repo = Path(__file__).resolve().parents[2]
     X_train, _, y_train, _ = digits_split()
     with (
         process(worker(1), env=env, log=tmp_path / "worker1.log", cwd=repo),
         process(worker(2), env=env, log=tmp_path / "worker2.log", cwd=repo),
-        process(api_argv, env=env, log=tmp_path / "api.log", cwd=repo) as api,
+        process(uvicorn_argv(API_APP, port), env=env, log=tmp_path / "api.log", cwd=repo) as api,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
     ):
         wait_healthy(base, api, tmp_path / "api.log")

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -39,7 +38,15 @@ from store.session import Database, make_engine_for_url
 from store.tables import FINISHED_RUN_STATUSES, Model, Run, RunEpoch
 from tests.api.runs_fixtures import SPEC, blobs_csv
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.helpers import free_port, stop_group, wait_for, wait_healthy
+from tests.e2e.helpers import (
+    API_APP,
+    free_port,
+    stop_group,
+    uvicorn_argv,
+    wait_for,
+    wait_healthy,
+    worker_argv,
+)
 from tests.services import service_down
 from tests.throwaway import ServiceUnavailable, redis_server_argv
 
@@ -218,12 +225,10 @@ class Cluster:
         env = self.env
         env.update({k.upper(): str(v) for k, v in fault_env.items()})
         log = self.tmp / f"worker-{name}.log"
-        argv = [
-            sys.executable, "-m", "celery", "-A", "tests.faults.fault_worker", "worker",
-            f"--concurrency={concurrency}", "--pool=prefork", "--queues=descent.runs",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--loglevel=info", f"--hostname={name}-{uuid.uuid4().hex[:6]}@localhost",
-        ]  # fmt: skip
+        argv = worker_argv(
+            "--pool=prefork", f"--hostname={name}-{uuid.uuid4().hex[:6]}@localhost",
+            app="tests.faults.fault_worker", concurrency=concurrency,
+        )  # fmt: skip
         offset = log.stat().st_size if log.exists() else 0
         child = self._spawn(argv, log, env)
         if wait:
@@ -241,10 +246,7 @@ class Cluster:
     def start_api(self, **env: str) -> str:
         """The real API process: serve_app, whose reconciler loop is the reaper."""
         port = free_port()
-        argv = [
-            sys.executable, "-m", "uvicorn", "--factory", "api.app:serve_app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        ]  # fmt: skip
+        argv = uvicorn_argv(API_APP, port, log_level="warning")
         log = self.tmp / "api.log"
         child = self._spawn(argv, log, {**self.env, **env})
         base = f"http://127.0.0.1:{port}"

@@ -5,7 +5,6 @@ tenant key, and the process's memory as /proc reports it."""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from core.config import Settings
 from core.migrate import upgrade_to_head
 from store.session import Database, make_engine_for_url
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.helpers import free_port, process, wait_healthy
+from tests.e2e.helpers import API_APP, free_port, process, uvicorn_argv, wait_healthy
 from tests.faults.harness import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,10 +63,7 @@ class LiveApi:
             DESCENT_RECONCILE_EVERY_SECONDS="0",
         )
         full.update(self.extra_env, **env)
-        argv = [
-            sys.executable, "-m", "uvicorn", "--factory", "api.app:serve_app",
-            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-        ]  # fmt: skip
+        argv = uvicorn_argv(API_APP, self.port, log_level="warning")
         log = self.tmp / "api.log"
         self._stack = process(argv, env=full, log=log, cwd=REPO)
         self.child = self._stack.__enter__()

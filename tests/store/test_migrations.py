@@ -15,7 +15,7 @@ from core.config import Settings
 from core.datasets import encode_npz, parse_upload
 from core.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 from store.session import make_engine_for_url
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import pg_database
 
 EXPECTED_TABLES = {
     "tenants",
@@ -39,11 +39,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
         return
-    name, url = create_pg_database()
-    try:
+    with pg_database(migrated=False) as url:
         yield url
-    finally:
-        drop_pg_database(name)
 
 
 def _tables(url: str) -> set[str]:
