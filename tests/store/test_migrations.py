@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from core.config import Settings
 from core.datasets import encode_npz, parse_upload
@@ -60,13 +60,41 @@ def _seed(url: str) -> uuid.UUID:
             conn.execute(
                 text("INSERT INTO tenants (id, name, created_at) VALUES (:id, 'seed', :now)"),
                 {
-                    "id": tenant_id.hex if url.startswith("sqlite") else tenant_id,
-                    "now": "2026-01-01 00:00:00+00:00",
+                    "id": _db_id(url, tenant_id),
+                    "now": _NOW,
                 },
             )
     finally:
         engine.dispose()
     return tenant_id
+
+
+_NOW = "2026-01-01 00:00:00+00:00"
+# A run as every revision since 0001 can hold it (later columns take their defaults).
+_INSERT_RUN = text(
+    "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, attempts, "
+    "cancel_requested, created_at) VALUES (:id, :tenant, :status, '{}', :epoch, :fraction, "
+    ":attempts, :false, :now)"
+)
+
+
+def _db_id(url: str, value: uuid.UUID) -> object:
+    """A UUID as the backend stores it (SQLite: 32 hex digits)."""
+    return value.hex if url.startswith("sqlite") else value
+
+
+def _insert_run(
+    conn: Connection, url: str, run_id: uuid.UUID, tenant_id: uuid.UUID, *,
+    status: str = "succeeded", epoch: int = 3,
+) -> None:  # fmt: skip
+    """A run with ``epoch`` epochs done (all of them when it succeeded)."""
+    done = status == "succeeded"
+    conn.execute(
+        _INSERT_RUN,
+        {"id": _db_id(url, run_id), "tenant": _db_id(url, tenant_id), "status": status,
+         "epoch": epoch, "fraction": 1.0 if done else 0.0, "attempts": int(done),
+         "false": False, "now": _NOW},
+    )  # fmt: skip
 
 
 def test_upgrade_check_downgrade_upgrade(fresh_url: str) -> None:
@@ -117,7 +145,6 @@ def test_0002_fills_dataset_shape_from_the_stored_blob(fresh_url: str, tmp_path:
     config = alembic_config(fresh_url)
     command.upgrade(config, "0001")
     tenant_id = _seed(fresh_url)
-    sqlite = fresh_url.startswith("sqlite")
     dataset_id = uuid.uuid4()
     engine = make_engine_for_url(fresh_url)
     try:
@@ -131,14 +158,14 @@ def test_0002_fills_dataset_shape_from_the_stored_blob(fresh_url: str, tmp_path:
                     ":now)"
                 ),
                 {
-                    "id": dataset_id.hex if sqlite else dataset_id,
-                    "tenant": tenant_id.hex if sqlite else tenant_id,
+                    "id": _db_id(fresh_url, dataset_id),
+                    "tenant": _db_id(fresh_url, tenant_id),
                     "names": json.dumps(parsed.feature_names),
                     "types": json.dumps(list(parsed.feature_types)),
                     "classes": json.dumps(parsed.classes),
                     "sha": "0" * 64,
                     "blob": encode_npz(parsed),
-                    "now": "2026-01-01 00:00:00+00:00",
+                    "now": _NOW,
                 },
             )
         upgrade_to_head(fresh_url)
@@ -163,11 +190,6 @@ def test_0003_fills_each_runs_best_epoch_from_its_history(fresh_url: str) -> Non
     config = alembic_config(fresh_url)
     command.upgrade(config, "0002")
     tenant_id = _seed(fresh_url)
-    sqlite = fresh_url.startswith("sqlite")
-
-    def db_id(value: uuid.UUID) -> object:
-        return value.hex if sqlite else value
-
     with_val, without_val, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     epochs: dict[uuid.UUID, list[tuple[int, float, float | None, float | None]]] = {
         with_val: [(1, 0.9, 0.8, 0.5), (2, 0.5, 0.4, 0.7), (3, 0.3, 0.6, 0.8)],
@@ -177,19 +199,7 @@ def test_0003_fills_each_runs_best_epoch_from_its_history(fresh_url: str) -> Non
     try:
         with engine.begin() as conn:
             for run_id in (with_val, without_val, empty):
-                conn.execute(
-                    text(
-                        "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, "
-                        "attempts, cancel_requested, created_at) VALUES (:id, :tenant, "
-                        "'succeeded', '{}', 3, 1.0, 1, :false, :now)"
-                    ),
-                    {
-                        "id": db_id(run_id),
-                        "tenant": db_id(tenant_id),
-                        "false": False,
-                        "now": "2026-01-01 00:00:00+00:00",
-                    },
-                )
+                _insert_run(conn, fresh_url, run_id, tenant_id)
             for run_id, rows in epochs.items():
                 for epoch, train_loss, val_loss, val_accuracy in rows:
                     conn.execute(
@@ -199,14 +209,14 @@ def test_0003_fills_each_runs_best_epoch_from_its_history(fresh_url: str) -> Non
                             "(:id, :tenant, :run, :epoch, :train, :val, :acc, 0.01, 0.1, :now)"
                         ),
                         {
-                            "id": db_id(uuid.uuid4()),
-                            "tenant": db_id(tenant_id),
-                            "run": db_id(run_id),
+                            "id": _db_id(fresh_url, uuid.uuid4()),
+                            "tenant": _db_id(fresh_url, tenant_id),
+                            "run": _db_id(fresh_url, run_id),
                             "epoch": epoch,
                             "train": train_loss,
                             "val": val_loss,
                             "acc": val_accuracy,
-                            "now": "2026-01-01 00:00:00+00:00",
+                            "now": _NOW,
                         },
                     )
         upgrade_to_head(fresh_url)
@@ -239,7 +249,6 @@ def test_0004_allows_the_new_formats_and_still_checks(fresh_url: str) -> None:
 
     upgrade_to_head(fresh_url)
     tenant_id = _seed(fresh_url)
-    sqlite = fresh_url.startswith("sqlite")
     engine = make_engine_for_url(fresh_url)
 
     def insert(fmt: str) -> None:
@@ -252,9 +261,9 @@ def test_0004_allows_the_new_formats_and_still_checks(fresh_url: str) -> None:
                     "'[]', '[]', 'y', 'classification', :sha, 1, :blob, :sha, :now, 1)"
                 ),
                 {
-                    "id": uuid.uuid4().hex if sqlite else uuid.uuid4(),
-                    "tenant": tenant_id.hex if sqlite else tenant_id,
-                    "fmt": fmt, "sha": "0" * 64, "blob": b"x", "now": "2026-01-01 00:00:00+00:00",
+                    "id": _db_id(fresh_url, uuid.uuid4()),
+                    "tenant": _db_id(fresh_url, tenant_id),
+                    "fmt": fmt, "sha": "0" * 64, "blob": b"x", "now": _NOW,
                 },
             )  # fmt: skip
 
@@ -275,25 +284,11 @@ def test_0006_adds_a_runs_warm_start_model_and_removes_it(fresh_url: str) -> Non
     config = alembic_config(fresh_url)
     command.upgrade(config, "0005")
     tenant_id = _seed(fresh_url)
-    sqlite = fresh_url.startswith("sqlite")
-
-    def db_id(value: uuid.UUID) -> object:
-        return value.hex if sqlite else value
-
     old_run, model_id, warm_run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    now = "2026-01-01 00:00:00+00:00"
-    insert_run = text(
-        "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, attempts, "
-        "cancel_requested, created_at) VALUES (:id, :tenant, 'succeeded', '{}', 3, 1.0, 1, "
-        ":false, :now)"
-    )
     engine = make_engine_for_url(fresh_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                insert_run,
-                {"id": db_id(old_run), "tenant": db_id(tenant_id), "false": False, "now": now},
-            )
+            _insert_run(conn, fresh_url, old_run, tenant_id)
             conn.execute(
                 text(
                     "INSERT INTO models (id, tenant_id, run_id, task, input, metrics, blob, "
@@ -301,26 +296,24 @@ def test_0006_adds_a_runs_warm_start_model_and_removes_it(fresh_url: str) -> Non
                     "'classification', '{}', '{}', :blob, :sha, 1, :now)"
                 ),
                 {
-                    "id": db_id(model_id), "tenant": db_id(tenant_id), "run": db_id(old_run),
-                    "blob": b"x", "sha": "0" * 64, "now": now,
+                    "id": _db_id(fresh_url, model_id), "tenant": _db_id(fresh_url, tenant_id),
+                    "run": _db_id(fresh_url, old_run),
+                    "blob": b"x", "sha": "0" * 64, "now": _NOW,
                 },
             )  # fmt: skip
         upgrade_to_head(fresh_url)
         command.check(config)
         with engine.begin() as conn:
             assert conn.execute(text("SELECT init_model_id FROM runs")).scalar_one() is None
-            conn.execute(
-                insert_run,
-                {"id": db_id(warm_run), "tenant": db_id(tenant_id), "false": False, "now": now},
-            )
+            _insert_run(conn, fresh_url, warm_run, tenant_id)
             conn.execute(
                 text("UPDATE runs SET init_model_id = :model WHERE id = :id"),
-                {"model": db_id(model_id), "id": db_id(warm_run)},
+                {"model": _db_id(fresh_url, model_id), "id": _db_id(fresh_url, warm_run)},
             )
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(
                 text("UPDATE runs SET init_model_id = :model WHERE id = :id"),
-                {"model": db_id(uuid.uuid4()), "id": db_id(old_run)},
+                {"model": _db_id(fresh_url, uuid.uuid4()), "id": _db_id(fresh_url, old_run)},
             )
         command.downgrade(config, "0005")
         with engine.connect() as conn:
@@ -343,32 +336,13 @@ def test_0007_adds_sweeps_and_trial_columns_and_removes_them(fresh_url: str) -> 
     config = alembic_config(fresh_url)
     command.upgrade(config, "0006")
     tenant_id = _seed(fresh_url)
-    sqlite = fresh_url.startswith("sqlite")
-
-    def db_id(value: uuid.UUID) -> object:
-        return value.hex if sqlite else value
-
     old_run, sweep_id, trial = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    now = "2026-01-01 00:00:00+00:00"
-    insert_run = text(
-        "INSERT INTO runs (id, tenant_id, status, spec, epoch, fraction, attempts, "
-        "cancel_requested, created_at) VALUES (:id, :tenant, :status, '{}', 0, 0.0, 0, "
-        ":false, :now)"
-    )
     engine = make_engine_for_url(fresh_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                insert_run,
-                {"id": db_id(old_run), "tenant": db_id(tenant_id), "status": "succeeded",
-                 "false": False, "now": now},
-            )  # fmt: skip
+            _insert_run(conn, fresh_url, old_run, tenant_id, status="succeeded", epoch=0)
         with pytest.raises(IntegrityError), engine.begin() as conn:
-            conn.execute(
-                insert_run,
-                {"id": db_id(trial), "tenant": db_id(tenant_id), "status": "pending",
-                 "false": False, "now": now},
-            )  # fmt: skip
+            _insert_run(conn, fresh_url, trial, tenant_id, status="pending", epoch=0)
         upgrade_to_head(fresh_url)
         command.check(config)
         with engine.begin() as conn:
@@ -380,26 +354,26 @@ def test_0007_adds_sweeps_and_trial_columns_and_removes_them(fresh_url: str) -> 
                     "max_parallel, status, created_at) VALUES (:id, :tenant, '{}', '{}', "
                     "'val_loss', 'min', 2, 'running', :now)"
                 ),
-                {"id": db_id(sweep_id), "tenant": db_id(tenant_id), "now": now},
+                {
+                    "id": _db_id(fresh_url, sweep_id),
+                    "tenant": _db_id(fresh_url, tenant_id),
+                    "now": _NOW,
+                },
             )
-            conn.execute(
-                insert_run,
-                {"id": db_id(trial), "tenant": db_id(tenant_id), "status": "pending",
-                 "false": False, "now": now},
-            )  # fmt: skip
+            _insert_run(conn, fresh_url, trial, tenant_id, status="pending", epoch=0)
             conn.execute(
                 text("UPDATE runs SET sweep_id = :sweep, trial = 0 WHERE id = :id"),
-                {"sweep": db_id(sweep_id), "id": db_id(trial)},
+                {"sweep": _db_id(fresh_url, sweep_id), "id": _db_id(fresh_url, trial)},
             )
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(
                 text("UPDATE runs SET sweep_id = :sweep WHERE id = :id"),
-                {"sweep": db_id(uuid.uuid4()), "id": db_id(old_run)},
+                {"sweep": _db_id(fresh_url, uuid.uuid4()), "id": _db_id(fresh_url, old_run)},
             )
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(
                 text("UPDATE sweeps SET max_parallel = 0 WHERE id = :id"),
-                {"id": db_id(sweep_id)},
+                {"id": _db_id(fresh_url, sweep_id)},
             )
         command.downgrade(config, "0006")
         with engine.connect() as conn:
