@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -20,6 +21,7 @@ from core.auth import authenticate, create_api_key
 from core.config import Settings
 from core.datasets import create_dataset
 from core.runs import training
+from descent import Client
 from store.session import Database
 from tests.api.conftest import bearer
 
@@ -97,6 +99,11 @@ def submit(
 ) -> Any:
     body = {"dataset_id": dataset_id, "spec": SPEC if spec is None else spec, **extra}
     return api.post("/v1/runs", headers=bearer(key), json=body)
+
+
+def in_process_client(transport: httpx.BaseTransport, key: str) -> Client:
+    """The Python client talking to the app in this process (no retries: answers as they come)."""
+    return Client("http://testserver", api_key=key, transport=transport, retries=0)
 
 
 def work(db: Database, settings: Settings, run_id: str) -> str:

@@ -14,13 +14,13 @@ from core.config import Settings
 from core.runs import training
 from descent import Client
 from store.session import Database
-from tests.api.runs_fixtures import FEATURES, SPEC, api, blobs_csv, sent
+from tests.api.runs_fixtures import FEATURES, SPEC, api, blobs_csv, in_process_client, sent
 
 __all__ = ["api", "sent"]
 
 
 def _client(api: TestClient, key: str) -> Client:
-    return Client("http://testserver", api_key=key, transport=api._transport, retries=0)
+    return in_process_client(api._transport, key)
 
 
 def test_upload_a_polars_dataframe(

@@ -21,7 +21,7 @@ from descent import Client, SweepFailed, model_commands, sweep_commands
 from descent.cli import main as cli_main
 from descent.errors import Conflict, InvalidInput, Unavailable
 from store.session import Database
-from tests.api.runs_fixtures import Sent, api, dataset_id, sent
+from tests.api.runs_fixtures import Sent, api, dataset_id, in_process_client, sent
 
 __all__ = ["api", "dataset_id", "sent"]  # fixtures
 
@@ -59,14 +59,10 @@ def worker(api: TestClient, db: Database, settings: Settings, sent: Sent) -> Pol
     return PollWorker(api._transport, db, settings, sent)
 
 
-def _client(transport: httpx.BaseTransport, key: str) -> Client:
-    return Client("http://testserver", api_key=key, transport=transport, retries=0)
-
-
 def test_wait_returns_the_best_model_and_it_predicts(
     worker: PollWorker, tenant_key: str, dataset_id: str
 ) -> None:
-    with _client(worker, tenant_key) as client:
+    with in_process_client(worker, tenant_key) as client:
         sweep = client.sweep(
             dataset_id, BASE, GRID, metric="val_accuracy", max_parallel=1, name="lr"
         )
@@ -94,7 +90,7 @@ def test_follow_yields_each_change_and_ends_final(
 ) -> None:
     search = {"method": "grid", "space": {"optimizer.learning_rate": [0.05, 0.02, 0.01]}}
     worker.every = 2  # every other poll sees no change: it is not yielded
-    with _client(worker, tenant_key) as client:
+    with in_process_client(worker, tenant_key) as client:
         sweep = client.sweep(dataset_id, {**BASE, "epochs": 2}, search, metric="val_loss",
                              max_parallel=1)  # fmt: skip
         snapshots = list(sweep.follow(interval=0))
@@ -109,7 +105,7 @@ def test_follow_yields_each_change_and_ends_final(
 def test_cancel_ends_the_sweep_and_wait_raises_with_its_status(
     api: TestClient, tenant_key: str, dataset_id: str
 ) -> None:
-    with _client(api._transport, tenant_key) as client:  # no worker: nothing trains
+    with in_process_client(api._transport, tenant_key) as client:  # no worker: nothing trains
         sweep = client.sweep(dataset_id, BASE, GRID, metric="val_loss", max_parallel=1)
         with pytest.raises(TimeoutError):
             sweep.wait(timeout=0.05, interval=0.01)
@@ -127,7 +123,7 @@ def test_a_trial_with_an_invalid_spec_raises_naming_the_trial_and_field(
     api: TestClient, tenant_key: str, dataset_id: str
 ) -> None:
     search = {"method": "grid", "space": {"optimizer.learning_rate": [0.1, -1.0]}}
-    with _client(api._transport, tenant_key) as client:
+    with in_process_client(api._transport, tenant_key) as client:
         with pytest.raises(InvalidInput) as invalid:
             client.sweep(dataset_id, BASE, search, metric="val_loss")
         assert invalid.value.field == "spec.optimizer.learning_rate"
@@ -141,7 +137,7 @@ def test_follow_in_a_terminal_redraws_the_leaderboard_and_exits_0(
 ) -> None:
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, color_system=None, width=160)
-    with _client(worker, tenant_key) as client:
+    with in_process_client(worker, tenant_key) as client:
         sweep = client.sweep(dataset_id, {**BASE, "epochs": 2}, GRID, metric="val_loss",
                              max_parallel=1)  # fmt: skip
         assert sweep_commands.follow_sweep(sweep, as_json=False, interval=0, console=console) == 0
@@ -174,7 +170,9 @@ def test_a_lost_answer_to_submit_is_not_retried(tenant_key: str, dataset_id: str
 
 
 def _cli(api_or_worker: httpx.BaseTransport, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setattr(sweep_commands, "make_client", lambda _u, key: _client(api_or_worker, key))
+    monkeypatch.setattr(
+        sweep_commands, "make_client", lambda _u, key: in_process_client(api_or_worker, key)
+    )
     return CliRunner(env={"COLUMNS": "200"})  # rich would wrap the tables at 80
 
 
@@ -199,7 +197,7 @@ def test_cli_submit_follow_list_show_cancel(
     followed = runner.invoke(cli_main, [*submit, *options, "--follow", "--interval", "0"])
     assert followed.exit_code == 0, followed.output
     sweep_id = followed.output.split()[1].rstrip(":")
-    with _client(worker, tenant_key) as client:
+    with in_process_client(worker, tenant_key) as client:
         final = client.get_sweep(sweep_id).data
     assert final["status"] == "succeeded" and worker.trained == 2
     assert final["early_termination"] == {"type": "asha", "grace_epochs": 1, "reduction_factor": 2}
@@ -263,7 +261,7 @@ def test_the_winner_is_registered_from_python_and_the_cli(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with _client(worker, tenant_key) as client:
+    with in_process_client(worker, tenant_key) as client:
         sweep = client.sweep(dataset_id, BASE, GRID, metric="val_accuracy", max_parallel=1)
         first = sweep.register("blobs", alias="production", timeout=60)
         best = sweep.best
@@ -284,7 +282,9 @@ def test_the_winner_is_registered_from_python_and_the_cli(
 
     # The CLI: submit --follow --register, then models register.
     runner = _cli(worker, monkeypatch)
-    monkeypatch.setattr(model_commands, "make_client", lambda _u, key: _client(worker, key))
+    monkeypatch.setattr(
+        model_commands, "make_client", lambda _u, key: in_process_client(worker, key)
+    )
     (tmp_path / "search.json").write_text(json.dumps(GRID))
     key = ["--key", tenant_key]
     search = ["--search", str(tmp_path / "search.json")]

@@ -17,13 +17,13 @@ from descent import Client, client_commands
 from descent.cli import main as cli_main
 from descent.errors import InvalidInput
 from store.session import Database
-from tests.api.runs_fixtures import SPEC, api, dataset_id, sent, trained
+from tests.api.runs_fixtures import SPEC, api, dataset_id, in_process_client, sent, trained
 
 __all__ = ["api", "dataset_id", "sent", "trained"]
 
 
 def _client(api: TestClient, key: str) -> Client:
-    return Client("http://testserver", api_key=key, transport=api._transport, retries=0)
+    return in_process_client(api._transport, key)
 
 
 def test_client_trains_on_from_a_model(
