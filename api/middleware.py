@@ -168,8 +168,9 @@ class EdgeMiddleware:
         route, params = fast
         assert principal is not None
         scope["route"] = route
-        target = f"{path}?{scope['query_string'].decode('latin-1')}"
-        response = state.read_cache.get(principal.tenant_id, target) if method == "GET" else None
+        # Only the reads are kept (api.read_cache); predict never looks.
+        target = f"{path}?{scope['query_string'].decode('latin-1')}" if method == "GET" else None
+        response = None if target is None else state.read_cache.get(principal.tenant_id, target)
         if response is None:
             try:
                 response = await route.handler(Request(scope, counting_receive), principal, params)
@@ -179,7 +180,8 @@ class EdgeMiddleware:
             if response is None:
                 await self.app(scope, counting_receive, send)
                 return
-            state.read_cache.keep(principal.tenant_id, target, response)
+            if target is not None:
+                state.read_cache.keep(principal.tenant_id, target, response)
         await response(scope, receive, send)
 
     async def _answer(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
