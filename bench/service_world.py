@@ -21,7 +21,7 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from descent.processes import free_port, process
+from descent.processes import clean_env, free_port, process
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -102,8 +102,7 @@ BENCH_LIMITS = {
 
 
 def python_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-    env.update(BENCH_LIMITS)
+    env = clean_env(**BENCH_LIMITS)
     # BENCH_DESCENT_X=v sets DESCENT_X=v for the servers measured (e.g. BENCH_DESCENT_API_THREADS).
     env.update({k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_DESCENT_")})
     env.update(extra)

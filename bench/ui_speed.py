@@ -17,7 +17,6 @@ Medians of --rounds; no assertions: figures and ratios from one run are printed.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import insert
+
+from descent.processes import clean_env
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -118,7 +119,7 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env = clean_env()
     argv = [
         str(REPO / ".venv/bin/descent"),
         "serve",

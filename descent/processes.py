@@ -24,6 +24,14 @@ T = TypeVar("T")
 API_APP = "api.app:serve_app"
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any ``DESCENT_`` setting (a child configured only by
+    what it is given), plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env.update(settings)
+    return env
+
+
 def uvicorn_argv(target: str, port: int, *extra: str, log_level: str = "info") -> list[str]:
     """``uvicorn --factory target`` on 127.0.0.1:``port`` (`descent api` logs at info)."""
     return [

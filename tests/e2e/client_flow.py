@@ -5,7 +5,6 @@ runner, and as real ``descent`` subprocesses with ``--json`` output parsed."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from click.testing import CliRunner
 from descent import Client
 from descent.cli import main as cli_main
 from descent.errors import InvalidInput, NotFound, RunFailed
+from descent.processes import clean_env
 from tests.e2e.helpers import DIGITS_SPEC, digits_csv, digits_split
 
 SPEC = DIGITS_SPEC
@@ -83,7 +83,7 @@ def client_flow(base: str, key: str, tmp: Path) -> str:
 
 
 def _env(base: str, key: str, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env = clean_env()
     # A config folder of its own: login writes there, not into the user's home.
     env.update(DESCENT_URL=base, DESCENT_API_KEY=key, XDG_CONFIG_HOME=str(home), HOME=str(home))
     return env

@@ -19,6 +19,7 @@ from typing import IO
 import pytest
 
 from descent import Client
+from descent.processes import clean_env
 from tests.api.runs_fixtures import blobs_csv
 from tests.e2e.client_flow import descent_command
 from tests.e2e.helpers import free_port, process, wait_for, wait_healthy
@@ -38,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     """``descent serve`` (embedded: SQLite and an in-process worker): (url, key, a folder)."""
     tmp = tmp_path_factory.mktemp("interrupt")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env = clean_env()
     argv = [*descent_command(), "serve", "--port", str(port), "--data-dir", str(tmp / "data")]
     log = tmp / "serve.log"
     base = f"http://127.0.0.1:{port}"
@@ -53,8 +54,7 @@ class Cli:
     comes (a thread), so the test can wait for what the command has said."""
 
     def __init__(self, argv: list[str], base: str, key: str, cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-        env.update(DESCENT_URL=base, DESCENT_API_KEY=key, HOME=str(cwd), COLUMNS="120")
+        env = clean_env(DESCENT_URL=base, DESCENT_API_KEY=key, HOME=str(cwd), COLUMNS="120")
         env["XDG_CONFIG_HOME"] = str(cwd / "config")
         self.child = subprocess.Popen(
             [*descent_command(), *argv], env=env, cwd=cwd, text=True, start_new_session=True,

@@ -4,13 +4,13 @@ prints the same key."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 from pathlib import Path
 
 import pytest
 
+from descent.processes import clean_env
 from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow, descent_command
 from tests.e2e.dashboard_flow import dashboard_flow
 from tests.e2e.helpers import (
@@ -33,8 +33,7 @@ def _key_from(log: Path) -> str:
 def test_descent_serve_trains_and_predicts(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "descent-data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-    env["DESCENT_RECONCILE_EVERY_SECONDS"] = "2"
+    env = clean_env(DESCENT_RECONCILE_EVERY_SECONDS="2")
     argv = [*descent_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
     base = f"http://127.0.0.1:{port}"
 

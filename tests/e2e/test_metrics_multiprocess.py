@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import Settings
 from core.migrate import upgrade_to_head
+from descent.processes import clean_env
 from tests.e2e.client_flow import descent_command
 from tests.e2e.helpers import (
     DIGITS_SPEC,
@@ -137,7 +138,7 @@ def test_metrics_are_summed_over_processes(env: dict[str, str], tmp_path: Path) 
 def test_descent_serve_worker_epochs_reach_the_api_metrics(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "descent-data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env = clean_env()
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["DESCENT_RECONCILE_EVERY_SECONDS"] = "2"
     argv = [*descent_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)]

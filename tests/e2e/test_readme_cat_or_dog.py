@@ -4,7 +4,6 @@ and probabilities out."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from descent.processes import clean_env
 from tests.e2e.client_flow import descent_command
 from tests.e2e.helpers import free_port, process, wait_for, wait_healthy
 
@@ -28,7 +28,7 @@ def readme_block() -> str:
 
 def test_the_readme_cat_or_dog_example_runs_as_written(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env = clean_env()
     argv = [*descent_command(), "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")]
     log = tmp_path / "serve.log"
     with process(argv, env=env, log=log, cwd=tmp_path) as serve:

@@ -3,7 +3,6 @@ the tests' Redis and a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from core.auth import create_api_key
+from descent.processes import clean_env
 from store.session import Database, make_engine_for_url
 from tests.e2e.client_flow import cli_flow, cli_runner_flow, client_flow
 from tests.e2e.dashboard_flow import dashboard_flow
@@ -42,8 +42,7 @@ def test_uvicorn_and_celery_worker_train_digits(
         key = create_api_key(session, f"e2e-{uuid.uuid4().hex[:8]}")
     db.dispose()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-    env.update(
+    env = clean_env(
         DESCENT_DATABASE_URL=fresh_postgres_url,
         DESCENT_BROKER_URL=redis_db,
         DESCENT_DATA_DIR=str(tmp_path / "data"),

@@ -7,7 +7,6 @@ trains at most half the epochs of the full grid."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from core.auth import create_api_key
+from descent.processes import clean_env
 from store.session import Database, make_engine_for_url
 from tests.e2e.helpers import (
     API_APP,
@@ -81,8 +81,7 @@ def test_a_12_trial_digits_grid_on_two_workers_with_and_without_asha(
     with db.session() as session:
         key = create_api_key(session, f"e2e-{uuid.uuid4().hex[:8]}")
     db.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-    env.update(
+    env = clean_env(
         DESCENT_DATABASE_URL=fresh_postgres_url,
         DESCENT_BROKER_URL=redis_db,
         DESCENT_DATA_DIR=str(tmp_path / "data"),

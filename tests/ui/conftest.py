@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Frame, Page, Request, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from descent.processes import clean_env
 from tests.e2e.client_flow import descent_command
 from tests.e2e.helpers import free_port, process, wait_for, wait_healthy
 
@@ -69,9 +70,7 @@ def origin(url: str) -> str:
 
 def _env() -> dict[str, str]:
     """The caller's environment without any ``DESCENT_*`` setting, as a newcomer has it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-    env["DESCENT_RECONCILE_EVERY_SECONDS"] = "2"
-    return env
+    return clean_env(DESCENT_RECONCILE_EVERY_SECONDS="2")
 
 
 def _key_from(log: Path) -> str:
