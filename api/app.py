@@ -88,6 +88,7 @@ def create_app(
         if reconcile:
             # What a process that died (this one's predecessor, say) left behind goes at start.
             await anyio.to_thread.run_sync(lambda: housekeeping.housekeep(db, settings))
+        await db.open_async_reads(settings.db_pool_size)
         task = asyncio.create_task(reconciler()) if run_reconciler else None
         # The ~130,000 objects of the loaded libraries and app never die; frozen, the
         # collector stops scanning them: a full collection took 120 ms here, a stall every
@@ -102,9 +103,11 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await run_watch.stop()
+            await db.close_async_reads()
             if sender is not None:
                 sender.close()
-            db.dispose()
+            if database is None:  # a database the caller gave is the caller's to dispose
+                db.dispose()
 
     app = FastAPI(
         title="Descent",

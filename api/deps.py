@@ -10,7 +10,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.principal import SCOPE_KEY, authorize
 from api.read_cache import Finished
@@ -67,20 +66,17 @@ async def current_principal(
 
 
 class Reader:
-    """Runs a function of a read connection in one worker thread: the connection is checked
-    out, reads and goes back in that one hop (a sync route with a ReadSession dependency costs
-    four: session in, endpoint, response serialization, session out), and the route stays
-    ``async``. A connection, not a session: the reads return rows, not ORM entities."""
+    """Runs a function of a read connection (``Database.read``: on PostgreSQL on the event loop,
+    otherwise in one worker thread), so the route stays ``async`` and a read costs one hop at
+    most (a sync route with a ReadSession dependency costs four: session in, endpoint, response
+    serialization, session out). A connection, not a session: the reads return rows, not ORM
+    entities."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def __call__(self, work: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self.db.read_connection() as conn:
-                return work(conn)
-
-        return await run_in_threadpool(run)
+        return await self.db.read(work)
 
 
 async def get_reader(request: Request) -> Reader:

@@ -10,11 +10,12 @@ uses ``Database.read_session()`` (plain ``BEGIN``), so readers do not queue behi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio.to_thread
 import orjson
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
@@ -23,13 +24,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
     from core.config import Settings
+    from store.async_reads import AsyncReads
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "descent_sqlite_begin"
 # For tools and tests; the API and the workers pass Settings.db_pool_size.
 DEFAULT_POOL_SIZE = 5
 POOL_TIMEOUT_SECONDS = 10.0
 PING_AFTER_IDLE_SECONDS = 1.0
+# JSON columns (specs, metrics) are parsed on every read: orjson does it in a fifth of the
+# time of the json module.
+JSON_LOADS = orjson.loads
 
 
 def is_sqlite(url: str) -> bool:
@@ -55,9 +61,7 @@ def make_engine_for_url(
     dropping a referenced table with foreign keys on would cascade into its children.
     """
     pooling = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
-    # JSON columns (specs, metrics) are parsed on every read: orjson does it in a fifth of the
-    # time of the json module.
-    common: dict[str, Any] = {"echo": echo, "json_deserializer": orjson.loads}
+    common: dict[str, Any] = {"echo": echo, "json_deserializer": JSON_LOADS}
     if not is_sqlite(url):
         engine = create_engine(url, **common, **pooling)
         _ping_after_idle(engine)
@@ -142,6 +146,8 @@ class Database:
         self.write_sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self._read_engine = read_only_engine(engine)
         self.read_sessions = sessionmaker(bind=self._read_engine, expire_on_commit=False)
+        # Set while an API process runs on PostgreSQL (open_async_reads).
+        self.async_reads: AsyncReads | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -168,6 +174,41 @@ class Database:
         """Round trip to the database (read-only transaction); raises if it is unreachable."""
         with self.read_sessions() as session:
             session.execute(text("SELECT 1"))
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` on a read connection, from the event loop: on it, when the API opened
+        its async reads; otherwise in one worker thread, where the connection is checked out,
+        read and returned in that one hop."""
+        if self.async_reads is not None:
+            return await self.async_reads.run(work)
+
+        def run() -> T:
+            with self.read_connection() as conn:
+                return work(conn)
+
+        return await anyio.to_thread.run_sync(run)
+
+    async def open_async_reads(self, size: int) -> None:
+        """PostgreSQL: from now on the API's reads run on its event loop (store.async_reads),
+        on at most ``size`` more connections. SQLite keeps its worker threads."""
+        if self.engine.dialect.name != "postgresql" or self.async_reads is not None:
+            return
+        from store.async_reads import AsyncReads  # psycopg_pool and greenlet: the API only
+
+        reads = AsyncReads(
+            self.engine,
+            size=size,
+            timeout=POOL_TIMEOUT_SECONDS,
+            ping_after=PING_AFTER_IDLE_SECONDS,
+            json_loads=JSON_LOADS,
+        )
+        await reads.open()
+        self.async_reads = reads
+
+    async def close_async_reads(self) -> None:
+        reads, self.async_reads = self.async_reads, None
+        if reads is not None:
+            await reads.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

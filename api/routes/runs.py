@@ -6,7 +6,6 @@ import uuid
 from re import Match
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from api.deps import (
@@ -153,9 +152,7 @@ async def get_run(
 ) -> RunOut:
     state = request.app.state
     if wait_seconds is None:
-        run = await anyio.to_thread.run_sync(
-            lambda: events.current_run(state.db, tenant_id=principal.tenant_id, run_id=run_id)
-        )
+        run = await events.current_run(state.db, tenant_id=principal.tenant_id, run_id=run_id)
     else:
         run = await events.long_poll(
             state.run_watch,
@@ -173,9 +170,9 @@ async def get_run_at_edge(
 ) -> Response | None:
     if request.scope["query_string"]:
         return None  # a long poll, or parameters FastAPI should check
-    run_id, db = uuid.UUID(params[1]), request.app.state.db
-    run = await anyio.to_thread.run_sync(
-        lambda: events.current_run(db, tenant_id=principal.tenant_id, run_id=run_id)
+    run_id = uuid.UUID(params[1])
+    run = await events.current_run(
+        request.app.state.db, tenant_id=principal.tenant_id, run_id=run_id
     )
     out = RunOut.from_row(run)
     finished = RunStatus(out.status) in FINISHED_RUN_STATUSES

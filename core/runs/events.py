@@ -133,9 +133,7 @@ class Follow:
         )
 
     async def check_exists(self) -> None:
-        await anyio.to_thread.run_sync(
-            lambda: current_run(self.db, tenant_id=self.tenant_id, run_id=self.run_id)
-        )
+        await current_run(self.db, tenant_id=self.tenant_id, run_id=self.run_id)
 
     async def items(self) -> AsyncIterator[Row[Any] | StatusNews]:
         """Epoch rows (run_epochs) and status news, in the order they happened."""
@@ -177,10 +175,9 @@ async def wait_for_news(follow: Follow, *, wait_seconds: float) -> Row[Any]:
     return (await follow._read(follow.watch.generation(follow.run_id))).run
 
 
-def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row[Any]:
-    """The run as it is now (one read; call it in a worker thread)."""
-    with db.read_connection() as conn:
-        return service.run_view(conn, tenant_id=tenant_id, run_id=run_id)
+async def current_run(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row[Any]:
+    """The run as it is now (one read)."""
+    return await db.read(lambda conn: service.run_view(conn, tenant_id=tenant_id, run_id=run_id))
 
 
 async def long_poll(
@@ -196,9 +193,7 @@ async def long_poll(
     (default: the epoch it is at now, so the answer comes with the next one) or is final, or
     as it is after S seconds."""
     if after_epoch is None:
-        now = await anyio.to_thread.run_sync(
-            lambda: current_run(db, tenant_id=tenant_id, run_id=run_id)
-        )
+        now = await current_run(db, tenant_id=tenant_id, run_id=run_id)
         after_epoch = now.epoch
     follow = Follow(watch=watch, db=db, tenant_id=tenant_id, run_id=run_id, after_epoch=after_epoch)
     return await wait_for_news(follow, wait_seconds=wait_seconds)

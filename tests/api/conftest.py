@@ -25,9 +25,11 @@ BOUNDARY = "descent-test-boundary"
 
 
 @pytest.fixture
-def client(settings: Settings, db: Database) -> TestClient:
-    # No lifespan: the session-scoped Database must not be disposed between tests.
-    return TestClient(create_app(settings, database=db))
+def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+    # With its lifespan, as a server runs it: on PostgreSQL the reads then run on the event
+    # loop (store.async_reads). The app leaves the session-scoped Database undisposed.
+    with TestClient(create_app(settings, database=db)) as client:
+        yield client
 
 
 def bearer(key: str) -> dict[str, str]:

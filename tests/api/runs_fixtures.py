@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,9 @@ def sent() -> Sent:
 
 
 @pytest.fixture
-def api(settings: Settings, db: Database, sent: Sent) -> TestClient:
-    return TestClient(create_app(settings, database=db, enqueue=sent))
+def api(settings: Settings, db: Database, sent: Sent) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, database=db, enqueue=sent)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -23,13 +23,13 @@ __all__ = ["api", "dataset_id", "sent", "trained"]
 def reads(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The read connections the app opens (each a database round trip)."""
     opened: list[str] = []
-    original = db.read_connection
+    original = db.read
 
-    def counting() -> Any:
+    async def counting(work: Any) -> Any:
         opened.append("read")
-        return original()
+        return await original(work)
 
-    monkeypatch.setattr(db, "read_connection", counting)
+    monkeypatch.setattr(db, "read", counting)
     return opened
 
 
@@ -38,9 +38,9 @@ def run_reads(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
     seen: list[uuid.UUID] = []
     original = events.current_run
 
-    def counting(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Any:
+    async def counting(db: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Any:
         seen.append(run_id)
-        return original(db, tenant_id=tenant_id, run_id=run_id)
+        return await original(db, tenant_id=tenant_id, run_id=run_id)
 
     monkeypatch.setattr(events, "current_run", counting)
     return seen
