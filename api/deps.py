@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
@@ -89,6 +91,21 @@ def json_response(body: BaseModel, *, finished: bool = False) -> Response:
     the edge may keep the answer (api.read_cache)."""
     kind = Finished if finished else Response
     return kind(body.model_dump_json(), media_type="application/json")
+
+
+@functools.lru_cache(maxsize=4096)
+def path_uuid(text: str) -> uuid.UUID:
+    """An id from a path the edge matched (its pattern has checked the form): parsed once per
+    id, as a hot path repeats a few (uuid.UUID's parsing is pure Python)."""
+    return uuid.UUID(text)
+
+
+def is_multipart(request: Request) -> bool:
+    """Whether the body is multipart/form-data, from the raw headers (no Headers object)."""
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            return bool(value.startswith(b"multipart/form-data"))
+    return False
 
 
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -61,7 +61,7 @@ def _matrix(rows: Any, model: LoadedModel, field: str) -> NDArray[Any]:
                 expected=width,
                 got=len(row),
             )
-    if "categorical" not in model.feature_types:
+    if model.numeric_only:
         try:
             X = np.asarray(rows, dtype=np.float64)
         except (TypeError, ValueError):
@@ -78,6 +78,8 @@ def _matrix(rows: Any, model: LoadedModel, field: str) -> NDArray[Any]:
 
 def _refuse_nonfinite(X: NDArray[Any], model: LoadedModel, field: str) -> None:
     """null is a missing value (NaN), imputed as in training; infinity is refused."""
+    if math.isfinite(X.sum()):  # one call for the common table (overflow looks closer)
+        return
     bad = ~np.isfinite(X) if _refuses_missing(model) else np.isinf(X)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -340,7 +342,7 @@ def _table_fields(
 ) -> tuple[str, Any, Table] | None:
     """For a large body of a numeric model: the input key, its value (the table left out) and
     the table, when the table is where a table of rows goes; else ``None`` (read it whole)."""
-    if "categorical" in model.feature_types:
+    if not model.numeric_only:
         return None
     found = find_table(body, settings.max_predict_rows)
     if found is None:

@@ -188,16 +188,13 @@ class Prediction:
 
 def predict(model: LoadedModel, X: NDArray[Any]) -> Prediction:
     try:
-        if model.task == "classification":
+        classes = model.class_values
+        if classes is not None:
             proba = model.predict_proba(X)
-            # Class names as JSON has them (numpy scalars made plain).
-            classes = orjson.loads(
-                orjson.dumps(model.classes or [], option=orjson.OPT_SERIALIZE_NUMPY)
-            )
+            if not proba.flags.c_contiguous:  # orjson writes C-ordered arrays only
+                proba = np.ascontiguousarray(proba)
             labels = [classes[i] for i in proba.argmax(axis=1).tolist()]
-            return Prediction(
-                predictions=labels, probabilities=np.ascontiguousarray(proba), classes=classes
-            )
+            return Prediction(predictions=labels, probabilities=proba, classes=classes)
         values = np.ascontiguousarray(model.predict(X), dtype=np.float64)
         return Prediction(predictions=values, probabilities=None, classes=None)
     except InputError as exc:

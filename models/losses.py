@@ -84,8 +84,9 @@ class CategoricalCrossEntropy(Loss):
         return float(value), grad
 
     def outputs(self, z: Array) -> Array:
-        z64 = np.asarray(z, dtype=np.float64)
-        p: Array = np.exp(z64 - z64.max(axis=1, keepdims=True))
+        p: Array = z.astype(np.float64)  # a copy, worked in place
+        p -= p.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
         p /= p.sum(axis=1, keepdims=True)
         return p
 

@@ -9,19 +9,20 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from models.errors import ArtifactError, InputError
-from models.losses import make_loss
+from models.losses import Loss, make_loss
 from models.network import Network, network_for
 from models.preprocess import LabelEncoder, Preprocessor, TargetScaler, as_rows
 from models.resolve import complete_spec
 from models.spec import TrainingSpec
 from models.state import load_npz
 from models.types import Array
-from models.vocabulary import Task
+from models.vocabulary import FeatureType, Task
 
 
 @dataclass
@@ -43,6 +44,13 @@ class Model:
     def classes(self) -> list[Any] | None:
         return None if self.label_encoder is None else list(self.label_encoder.classes)
 
+    @cached_property
+    def class_values(self) -> list[Any] | None:
+        """The classes as plain Python values (numpy scalars made int, float, str, bool)."""
+        if self.label_encoder is None:
+            return None
+        return [c.item() if isinstance(c, np.generic) else c for c in self.label_encoder.classes]
+
     @property
     def feature_names(self) -> list[str]:
         return self.preprocessor.feature_names
@@ -50,6 +58,11 @@ class Model:
     @property
     def feature_types(self) -> list[str]:
         return list(self.preprocessor.feature_types)
+
+    @cached_property
+    def numeric_only(self) -> bool:
+        """Every feature is numeric (no categories to look up)."""
+        return all(t == FeatureType.numeric for t in self.preprocessor.feature_types)
 
     @property
     def n_features(self) -> int:
@@ -66,8 +79,12 @@ class Model:
         """(n, K) class probabilities, columns in `classes` order (float64)."""
         if self.label_encoder is None:
             raise InputError("a regression model has no class probabilities; use predict")
+        return self._loss.outputs(self._logits(X))
+
+    @cached_property
+    def _loss(self) -> Loss:
         assert self.spec.loss is not None
-        return make_loss(self.spec.loss).outputs(self._logits(X))
+        return make_loss(self.spec.loss)
 
     def predict(self, X: Any) -> Array:
         """Class labels (as given in training), or regression values in the label's units."""

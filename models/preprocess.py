@@ -14,6 +14,7 @@ prediction.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +137,9 @@ class Preprocessor:
         # Fixed once fitted; predict of a few rows is dominated by such per-call bookkeeping.
         self._numeric_idx = self.numeric_columns
         self._width = self.n_inputs
+        self._plain = (
+            not self.categories and not self.indicators and self._width == len(self.feature_names)
+        )
         self._categorical = [
             (j, {c: i for i, c in enumerate(cats)}, len(cats), slot)
             for j, cats, slot in zip(
@@ -213,6 +217,17 @@ class Preprocessor:
             impute=impute, fill=fill, indicators=indicators, missing_slot=missing_slot,
         )  # fmt: skip
 
+    def _standardize_finite(self, rows: Array, dtype: np.dtype[Any] | str) -> Array | None:
+        """Every feature numeric and no indicator columns: the standardized rows, computed as
+        the general path computes them, when every value is finite (one sum tells: a NaN or an
+        infinity makes it non-finite; so may an overflow, which takes the general path too).
+        A few-row predict is mostly numpy's per-call cost, and this makes 4 calls, not 10."""
+        if not math.isfinite(rows.sum()):
+            return None
+        centered = np.subtract(rows, self.mean)
+        out: Array = np.divide(centered, self.scale, out=np.empty(rows.shape, dtype=dtype))
+        return out
+
     def transform(
         self,
         rows: Array,
@@ -228,6 +243,10 @@ class Preprocessor:
                 expected=len(self.feature_names),
                 got=int(rows.shape[1]),
             )
+        if self._plain and not augment and rows.dtype == np.float64:
+            fast = self._standardize_finite(rows, dtype)
+            if fast is not None:
+                return fast
         out = np.empty((rows.shape[0], self._width + int(augment)), dtype=dtype)
         numeric = _numeric_block(
             rows, self._numeric_idx, self.feature_names, error, allow_missing=self.impute != "none"

@@ -17,6 +17,7 @@ from api.deps import (
     SettingsDep,
     WriteSession,
     json_response,
+    path_uuid,
 )
 from api.queries import PageQuery, listing_at_edge
 from api.schemas import DatasetOut, DatasetPage, ErrorResponse
@@ -151,7 +152,7 @@ async def get_dataset(
 async def get_dataset_at_edge(
     request: Request, principal: Principal, params: Match[str]
 ) -> Response:
-    dataset_id = uuid.UUID(params[1])
+    dataset_id = path_uuid(params[1])
     dataset = await _dataset_out(Reader(request.app.state.db), principal, dataset_id)
     return json_response(dataset, finished=True)  # a dataset never changes (only goes)
 

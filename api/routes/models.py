@@ -10,7 +10,15 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from api.deps import PrincipalDep, Reader, ReaderDep, ReadSession, json_response
+from api.deps import (
+    PrincipalDep,
+    Reader,
+    ReaderDep,
+    ReadSession,
+    is_multipart,
+    json_response,
+    path_uuid,
+)
 from api.queries import ModelListQuery, listing_at_edge
 from api.schemas import ErrorResponse, ModelOut, ModelPage, PredictOut
 from core import metrics, predictions
@@ -85,7 +93,7 @@ async def get_model(model_id: uuid.UUID, principal: PrincipalDep, read: ReaderDe
 
 
 async def get_model_at_edge(request: Request, principal: Principal, params: Match[str]) -> Response:
-    model_id = uuid.UUID(params[1])
+    model_id = path_uuid(params[1])
     model = await _model_out(Reader(request.app.state.db), principal, model_id)
     return json_response(model, finished=True)  # a model never changes
 
@@ -150,7 +158,7 @@ async def predict(model_id: uuid.UUID, request: Request, principal: PrincipalDep
 
 async def predict_at_edge(request: Request, principal: Principal, params: Match[str]) -> Response:
     """``POST /v1/models/{id}/predict`` routed by the edge (api.fast_routes)."""
-    return await predict_response(request, principal.tenant_id, uuid.UUID(params[1]))
+    return await predict_response(request, principal.tenant_id, path_uuid(params[1]))
 
 
 async def predict_response(
@@ -173,7 +181,7 @@ async def predict_response(
                 db.read_session, cache, tenant_id=tenant_id, model_id=model_id
             )
         )
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if is_multipart(request):
         files = await _image_files(request)
         X = await anyio.to_thread.run_sync(
             lambda: predictions.image_inputs(

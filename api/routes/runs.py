@@ -17,6 +17,7 @@ from api.deps import (
     SettingsDep,
     WriteSession,
     json_response,
+    path_uuid,
 )
 from api.queries import HistoryQuery, RunListQuery, listing_at_edge, parse_query
 from api.schemas import (
@@ -170,7 +171,7 @@ async def get_run_at_edge(
 ) -> Response | None:
     if request.scope["query_string"]:
         return None  # a long poll, or parameters FastAPI should check
-    run_id = uuid.UUID(params[1])
+    run_id = path_uuid(params[1])
     run = await events.current_run(
         request.app.state.db, tenant_id=principal.tenant_id, run_id=run_id
     )
@@ -197,7 +198,7 @@ async def get_history_at_edge(
     query = parse_query(request, HistoryQuery)
     if query is None:
         return None
-    read, run_id = Reader(request.app.state.db), uuid.UUID(params[1])
+    read, run_id = Reader(request.app.state.db), path_uuid(params[1])
     history = await _history(read, principal, run_id, query)
     # The history of a run this process has seen final is final too (api.read_cache).
     finished = request.app.state.read_cache.known_final(principal.tenant_id, run_id)

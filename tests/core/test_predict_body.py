@@ -25,9 +25,11 @@ ROWS = [[0.5, -1.0, 2e3, 7], [1, 2, 3, 4], [-0.25, 0, 1.5e-3, 9.75]] * 4
 
 
 def model(impute: str = "median", types: list[str] | None = None) -> Any:
+    types = types or ["numeric"] * 4
     return SimpleNamespace(
         feature_names=NAMES,
-        feature_types=types or ["numeric"] * 4,
+        feature_types=types,
+        numeric_only=all(t == "numeric" for t in types),
         n_features=4,
         preprocessor=SimpleNamespace(impute=impute),
     )
@@ -211,6 +213,7 @@ def wide_model(width: int) -> Any:
     return SimpleNamespace(
         feature_names=names,
         feature_types=["numeric"] * width,
+        numeric_only=True,
         n_features=width,
         preprocessor=SimpleNamespace(impute="median"),
     )
