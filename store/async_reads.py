@@ -38,6 +38,8 @@ from sqlalchemy.util.concurrency import await_only, greenlet_spawn
 
 T = TypeVar("T")
 Processor = Callable[[Any], Any] | None
+# How the pool's connections show in pg_stat_activity.
+APPLICATION_NAME = "descent-api-reads"
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ class AsyncReads:
             max_size=size,
             timeout=timeout,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
             configure=self._configure,
             check=self._check,
             reset=self._checked_in,

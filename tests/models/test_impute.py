@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import train
-from models.errors import DataError
+from models.errors import DataError, InputError
 from models.model import load_model
 from models.preprocess import Preprocessor
 from models.split import split_indices
@@ -140,3 +140,27 @@ def test_fill_and_indicators_come_from_the_training_rows_of_a_seeded_split(task:
     assert abs(float(np.nanmedian(x[:, 0])) - expected[0]) > 5  # not the all-rows median
     assert pre.fill[1] != pytest.approx(float(np.nanmedian(x[:, 1])))
     assert pre.indicators == [0]  # a only: b's gaps are all in validation rows
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_finite_rows_shortcut_standardizes_as_the_general_path(dtype: str) -> None:
+    """Plain numeric rows that are all finite take a shortcut (Preprocessor._standardize_finite);
+    with a ones column (augment) they take the general path: the same numbers, bit for bit. A
+    NaN or an infinity takes the general path: imputed, or refused by name."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(50, 4)) * [1.0, 10.0, 1e3, 1e-3]
+    names = ["a", "b", "c", "d"]
+    pre = Preprocessor.fit(x, feature_names=names, feature_types=[NUM] * 4, standardize=True)
+    assert pre._plain
+    for rows in (x, x[:1], np.full((2, 4), -1e250)):
+        fast = pre.transform(rows, dtype=dtype)
+        general = pre.transform(rows, dtype=dtype, augment=True)[:, :-1]
+        assert fast.dtype == general.dtype == np.dtype(dtype)
+        assert fast.tobytes() == general.tobytes()
+    gap = x[:2].copy()
+    gap[1, 2] = NAN
+    filled = pre.transform(gap, dtype="float64")
+    assert filled[1, 2] == (pre.fill[2] - pre.mean[2]) / pre.scale[2]
+    gap[1, 2] = np.inf
+    with pytest.raises(InputError, match=r"row 1, feature 'c'"):
+        pre.transform(gap)
