@@ -67,9 +67,10 @@ def test_rows_read_on_the_event_loop_are_the_engines(
     api: TestClient, db: Database, tenant_key: str, dataset_id: str, trained: dict[str, Any]
 ) -> None:
     submit(api, tenant_key, dataset_id)  # a second run, queued: two runs to page through
-    reads = _reads(db)
+    reads, portal = _reads(db), api.portal
+    assert portal is not None  # the client's event loop, where the pool was opened
     for name, work in _works(_tenant(db), trained).items():
-        on_loop = api.portal.call(reads.run, work)
+        on_loop = portal.call(reads.run, work)
         with db.read_connection() as conn:
             engine = work(conn)
         if hasattr(engine, "items"):  # a page: its cursor too
