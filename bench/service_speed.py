@@ -121,11 +121,15 @@ def check_cases(cases: dict[str, tuple[str, int, Path | None]], key: str) -> Non
             raise RuntimeError(f"{name}: {r.status_code} {r.text[:500]}")
 
 
+def warm_up(cases: dict[str, tuple[str, int, Path | None]]) -> None:
+    """Imports, the model cache, and the pools grown to the load's concurrency."""
+    for url, conns, script in cases.values():
+        wrk(url, 1, conns, script)
+
+
 def run_predict_bench(
     cases: dict[str, tuple[str, int, Path | None]], seconds: float, reps: int
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
-    for url, conns, script in cases.values():  # warm-up: imports, model cache, connections
-        wrk(url, 1, conns, script)
     rounds: list[dict[str, dict[str, float]]] = []
     for _ in range(reps):
         rounds.append({name: wrk(url, seconds, c, s) for name, (url, c, s) in cases.items()})
@@ -230,10 +234,12 @@ def bench_server(args: argparse.Namespace, tmp: Path) -> None:
                 wait_healthy(naive, napp, tmp / "naive.log")
                 cases = predict_cases(tmp, base, naive, key, ids)
                 check_cases(cases, key)
+                warm_up(cases)
                 before = pg_sessions(db_url)
                 table, ratios = run_predict_bench(cases, args.seconds, args.reps)
                 after = pg_sessions(db_url)
-            print("\nPostgreSQL, Descent's database: connections open / sessions ever opened")
+            print("\nPostgreSQL, Descent's database: connections open / sessions ever opened"
+                  " (after the warm-up, and after the timed load)")  # fmt: skip
             print(f"  before the load: {before[0]} / {before[1]};  after: {after[0]} / {after[1]}"
                   f"  ({after[1] - before[1]} connections opened during the load)")  # fmt: skip
             print_predict(table, ratios)
@@ -268,6 +274,7 @@ def bench_embedded(args: argparse.Namespace, tmp: Path) -> None:
             ids = train_digits(http)
             cases = predict_cases(tmp, base, None, key, ids)
             check_cases(cases, key)
+            warm_up(cases)
             table, ratios = run_predict_bench(cases, args.seconds, args.reps)
             print("\n`descent serve` (SQLite + filesystem broker, one process):")
             print_predict(table, ratios)
