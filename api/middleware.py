@@ -150,8 +150,8 @@ class EdgeMiddleware:
 
         received = 0
         fast = fast_route(method, path) if principal is not None else None
-        if principal is not None and method not in _READS:
-            state.read_cache.forget(principal.tenant_id)
+        if principal is not None and method not in _READS and not path.endswith(PREDICT_SUFFIX):
+            state.read_cache.forget(principal.tenant_id)  # a predict changes nothing
 
         async def counting_receive() -> Message:
             nonlocal received

@@ -328,6 +328,8 @@ def _fields(data: Any) -> tuple[str, Any]:
     """The one input key of a body and its value, or the 422 for a body without exactly one."""
     if not isinstance(data, dict):
         raise _invalid("the body must be a JSON object", "body")
+    if len(data) == 1 and "inputs" in data:  # the common body
+        return "inputs", data["inputs"]
     given = [k for k in INPUT_KEYS if k in data]
     if len(given) != 1:
         raise _invalid(f"give exactly one of {', '.join(INPUT_KEYS)}", "body", found=given)

@@ -18,6 +18,7 @@ from api.deps import (
     is_multipart,
     json_response,
     path_uuid,
+    read_body,
 )
 from api.queries import ModelListQuery, listing_at_edge
 from api.schemas import ErrorResponse, ModelOut, ModelPage, PredictOut
@@ -171,7 +172,8 @@ async def predict_response(
     db: Database = state.db
     cache: ModelCache = state.model_cache
     settings: Settings = state.settings
-    body = await request.body()
+    multipart = is_multipart(request)
+    body = b"" if multipart else await read_body(request)
     cached = cache.get(model_id)
     if cached is not None and cached.tenant_id == tenant_id:
         model = cached.model
@@ -181,7 +183,7 @@ async def predict_response(
                 db.read_session, cache, tenant_id=tenant_id, model_id=model_id
             )
         )
-    if is_multipart(request):
+    if multipart:
         files = await _image_files(request)
         X = await anyio.to_thread.run_sync(
             lambda: predictions.image_inputs(

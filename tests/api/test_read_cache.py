@@ -126,3 +126,20 @@ def test_a_final_runs_history_is_kept_once_the_run_was_read_final(
     for _ in range(2):
         assert api.get(f"/v1/runs/{queued}/history", headers=headers).json()["epochs"] == []
     assert len(reads) - before == 2
+
+
+def test_a_predict_forgets_nothing(
+    reads: list[str], api: TestClient, tenant_key: str, trained: dict[str, Any]
+) -> None:
+    """A predict is a POST that changes nothing: the tenant's kept reads stay kept."""
+    headers = bearer(tenant_key)
+    model_path = f"/v1/models/{trained['model_id']}"
+    assert api.get(model_path, headers=headers).status_code == 200
+    before = len(reads)
+    answer = api.post(f"{model_path}/predict", headers=headers, json={"inputs": [[0, 0, 0, 0]]})
+    assert answer.status_code == 200, answer.text
+    assert api.get(model_path, headers=headers).status_code == 200
+    assert len(reads) == before  # the model: from memory, after the predict too
+    assert api.delete(f"/v1/datasets/{trained['dataset_id']}", headers=headers).status_code == 204
+    assert api.get(model_path, headers=headers).status_code == 200
+    assert len(reads) == before + 1  # a write does forget
