@@ -39,6 +39,7 @@ from core import runs as run_service
 from core.auth import PrincipalCache
 from core.broker import CelerySender, Enqueuer
 from core.config import Settings, get_settings
+from core.predict_batch import PredictBatcher
 from core.predictions import ModelCache
 from core.registry import ResolveCache
 from core.runs.events import RunWatch
@@ -123,6 +124,7 @@ def create_app(
     app.state.broker_check = broker_check
     app.state.enqueue = send
     app.state.model_cache = ModelCache(settings.predict_cache_size)
+    app.state.predict_batcher = PredictBatcher()
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     app.state.read_cache = ReadCache(settings.read_cache_seconds)
     app.state.resolve_cache = ResolveCache()

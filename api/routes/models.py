@@ -26,6 +26,7 @@ from core import metrics, predictions
 from core.auth import Principal
 from core.config import Settings
 from core.datasets.images import MAX_PREDICT_IMAGES
+from core.predict_batch import PredictBatcher
 from core.predict_body import parse_predict_body
 from core.predictions import ModelCache
 from store.session import Database
@@ -199,7 +200,8 @@ async def predict_response(
     if X.shape[0] > _INLINE_ROWS:
         result = await anyio.to_thread.run_sync(lambda: predictions.predict(model, X))
     else:
-        result = predictions.predict(model, X)
+        batcher: PredictBatcher = state.predict_batcher
+        result = await batcher.predict(model, X)
     metrics.record_predicted_rows(X.shape[0])
     return Response(
         content=predictions.predict_json(model_id, result, extra), media_type="application/json"
