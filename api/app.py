@@ -89,7 +89,7 @@ def create_app(
         if reconcile:
             # What a process that died (this one's predecessor, say) left behind goes at start.
             await anyio.to_thread.run_sync(lambda: housekeeping.housekeep(db, settings))
-        await db.open_async_reads(settings.db_pool_size)
+        await db.open_async_reads(settings.db_read_pool_size)
         task = asyncio.create_task(reconciler()) if run_reconciler else None
         # The ~130,000 objects of the loaded libraries and app never die; frozen, the
         # collector stops scanning them: a full collection took 120 ms here, a stall every

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # (reconciler, progress polling, metrics): connections are reused, never opened per request.
     api_threads: int = Field(default=16, ge=1)
     db_pool_size: int = Field(default=20, ge=1)
+    # PostgreSQL: the connections of the reads an API process runs on its event loop
+    # (store.async_reads), opened as the load needs them and kept. A read waits for one on the
+    # loop, which costs nothing but the wait, so a few serve many concurrent requests.
+    db_read_pool_size: int = Field(default=8, ge=1)
     # Cap on a JSON request body (runs, validate, and every other JSON route but predict).
     max_json_body_bytes: int = Field(default=1 * MiB, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
