@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core import predictions
 from core.errors import Conflict, InvalidInput, NotFound
 from store import registry as registry_store
-from store.base import utcnow
+from store.base import Reads, utcnow
 from store.tables import AliasMove, ModelAlias, ModelVersion, RegisteredModel
 
 # Names and aliases go in URLs: letters, digits, ".", "_", "-"; an alias is not a bare number
@@ -162,22 +162,27 @@ def alias_history(
 
 
 def resolve(
-    session: Session,
+    reads: Reads,
     *,
     tenant_id: uuid.UUID,
     name: str,
     alias: str | None = None,
     version: int | None = None,
-) -> ModelVersion:
-    """The version an alias (or a version number) names now: what a predict call uses."""
-    registered = _registered(session, tenant_id, name)
-    if alias is not None:
-        row = registry_store.alias(session, registered_id=registered.id, name=alias)
-        if row is None:
-            raise _no_alias(name, alias)
-        version = row.version
-    assert version is not None
-    return _version(session, registered, version)
+) -> Resolved:
+    """The version an alias (or a version number) names now: what a predict call uses. One
+    round trip on a read connection (the predict path calls it from the event loop); a 404
+    names what is missing: the name, the alias or the version."""
+    row = registry_store.target(reads, tenant_id=tenant_id, name=name, alias=alias, version=version)
+    if row is None:
+        raise NotFound(f"no registered model {name[:120]!r}", code="registered_model_not_found")
+    if alias is not None and row.alias_version is None:
+        raise _no_alias(name, alias)
+    if row.version is None:
+        number = row.alias_version if alias is not None else version
+        raise NotFound(
+            f"{name!r} has no version {number}", {"version": number}, code="version_not_found"
+        )
+    return Resolved(model_id=row.model_id, version=row.version)
 
 
 # How stale a process's view of an alias may be. API.md promises that a move reaches every API

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from store.base import Reads
 from store.tables import AliasMove, ModelAlias, ModelVersion, RegisteredModel
 
 
@@ -61,3 +64,54 @@ def alias_moves(session: Session, *, registered_id: uuid.UUID, name: str) -> lis
         AliasMove.registered_model_id == registered_id, AliasMove.alias == name
     )
     return list(session.scalars(query.order_by(AliasMove.moved_at, AliasMove.id)))
+
+
+def target(
+    reads: Reads, *, tenant_id: uuid.UUID, name: str, alias: str | None, version: int | None
+) -> Row[Any] | None:
+    """What a predict by alias (or version number) resolves to, in one round trip: the
+    registered model's ``name``, the alias's ``alias_version`` (None: no such alias) and the
+    version's ``version`` and ``model_id`` (None: no such version). None: no such name."""
+    params: dict[str, Any] = {"tenant_id": tenant_id, "name": name}
+    if alias is not None:
+        params["alias"] = alias
+    else:
+        params["version"] = version
+    return reads.execute(_target(alias is not None), params).one_or_none()
+
+
+@cache
+def _target(by_alias: bool) -> Select[Any]:
+    """Built once per form: a registered model, outer-joined to the alias (if by alias) and to
+    the version it or the number names."""
+    registered, aliased, versioned = (
+        RegisteredModel.__table__, ModelAlias.__table__, ModelVersion.__table__
+    )  # fmt: skip
+    source: Any = registered
+    if by_alias:
+        wanted: Any = aliased.c.version
+        source = registered.outerjoin(
+            aliased,
+            and_(
+                aliased.c.registered_model_id == registered.c.id,
+                aliased.c.alias == bindparam("alias"),
+            ),
+        )
+    else:
+        wanted = bindparam("version", type_=versioned.c.version.type)
+    source = source.outerjoin(
+        versioned,
+        and_(versioned.c.registered_model_id == registered.c.id, versioned.c.version == wanted),
+    )
+    return (
+        select(
+            registered.c.name,
+            wanted.label("alias_version"),
+            versioned.c.version,
+            versioned.c.model_id,
+        )
+        .select_from(source)
+        .where(
+            registered.c.tenant_id == bindparam("tenant_id"), registered.c.name == bindparam("name")
+        )
+    )

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from re import Match
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from api import examples as ex
 from api.deps import PrincipalDep, ReadSession, WriteSession
@@ -221,19 +221,17 @@ async def _predict(
     db: Database = state.db
     key = (principal.tenant_id, name, alias, version)
 
-    def resolve() -> registry.Resolved:
-        with db.read_session() as session:
-            row = registry.resolve(
-                session, tenant_id=principal.tenant_id, name=name, alias=alias, version=version
-            )
-            return registry.Resolved(model_id=row.model_id, version=row.version)
+    def resolve(conn: Connection) -> registry.Resolved:
+        return registry.resolve(
+            conn, tenant_id=principal.tenant_id, name=name, alias=alias, version=version
+        )
 
     found, due = cache.get(key)
     if found is None:
-        found = await anyio.to_thread.run_sync(resolve)
+        found = await db.read(resolve)
         cache.put(key, found)
     elif due and cache.claim_refresh(key):
-        _refresh_in_background(cache, key, resolve)
+        _refresh_in_background(cache, key, lambda: db.read(resolve))
     extra = {"name": name, "version": found.version}
     return await predict_response(request, principal.tenant_id, found.model_id, extra)
 
@@ -245,11 +243,11 @@ _refreshes: set[asyncio.Task[None]] = set()
 def _refresh_in_background(
     cache: registry.ResolveCache,
     key: registry.ResolveKey,
-    resolve: Callable[[], registry.Resolved],
+    resolve: Callable[[], Awaitable[registry.Resolved]],
 ) -> None:
     async def refresh() -> None:
         try:
-            cache.put(key, await anyio.to_thread.run_sync(resolve))
+            cache.put(key, await resolve())
         except Exception as exc:  # gone, or the database is down: the next call asks itself
             log.info("registry: refreshing %s failed: %s", key[1:], exc)
             cache.forget(key)
