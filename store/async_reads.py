@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import anyio.to_thread
 import psycopg
 from cachetools import LRUCache
 from psycopg.types.json import set_json_loads
@@ -38,6 +39,9 @@ from sqlalchemy.util.concurrency import await_only, greenlet_spawn
 
 T = TypeVar("T")
 Processor = Callable[[Any], Any] | None
+# A longer answer's rows are made in a worker thread, so that one long history does not hold
+# up the event loop's other requests for its whole length.
+ROWS_ON_THE_LOOP = 2_000
 # How the pool's connections show in pg_stat_activity.
 APPLICATION_NAME = "descent-api-reads"
 
@@ -107,10 +111,16 @@ class _Connection:
         except psycopg.Error as exc:
             raise _sqlalchemy_error(plan.sql, values, exc) from exc
         row_type, processors = self._reads.row_shape(plan, description)
-        return _Result([
-            row_type(*(v if p is None else p(v) for v, p in zip(row, processors, strict=True)))
-            for row in rows
-        ])  # fmt: skip
+
+        def made() -> _Result:
+            return _Result([
+                row_type(*(v if p is None else p(v) for v, p in zip(row, processors, strict=True)))
+                for row in rows
+            ])  # fmt: skip
+
+        if len(rows) > ROWS_ON_THE_LOOP:  # a long history: made off the loop, as before
+            return await_only(anyio.to_thread.run_sync(made))
+        return made()
 
     async def _fetch(self, sql: str, values: dict[str, Any]) -> tuple[Any, list[tuple[Any, ...]]]:
         async with self._conn.cursor() as cursor:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from core import predictions
 from core.datasets import service as datasets
 from core.runs import service as runs
+from store import async_reads
 from store.async_reads import APPLICATION_NAME, AsyncReads
 from store.session import JSON_LOADS, Database
 from tests.api.conftest import bearer
@@ -63,9 +64,13 @@ def _tenant(db: Database) -> uuid.UUID:
         return uuid.UUID(str(conn.execute(text("SELECT tenant_id FROM runs LIMIT 1")).scalar()))
 
 
+@pytest.mark.parametrize("rows_on_the_loop", [async_reads.ROWS_ON_THE_LOOP, 0])
 def test_rows_read_on_the_event_loop_are_the_engines(
-    api: TestClient, db: Database, tenant_key: str, dataset_id: str, trained: dict[str, Any]
-) -> None:
+    api: TestClient, db: Database, tenant_key: str, dataset_id: str, trained: dict[str, Any],
+    rows_on_the_loop: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Rows made on the loop, and (0) every answer's rows made in a worker thread."""
+    monkeypatch.setattr(async_reads, "ROWS_ON_THE_LOOP", rows_on_the_loop)
     submit(api, tenant_key, dataset_id)  # a second run, queued: two runs to page through
     reads, portal = _reads(db), api.portal
     assert portal is not None  # the client's event loop, where the pool was opened
