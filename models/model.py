@@ -17,10 +17,11 @@ import numpy as np
 from models.errors import ArtifactError, InputError
 from models.losses import Loss, make_loss
 from models.network import Network, network_for
-from models.preprocess import LabelEncoder, Preprocessor, TargetScaler, as_rows
+from models.preprocess import Preprocessor, as_rows
 from models.resolve import complete_spec
 from models.spec import TrainingSpec
 from models.state import load_npz
+from models.targets import LabelEncoder, TargetScaler
 from models.types import Array
 from models.vocabulary import FeatureType, Task
 

@@ -16,17 +16,11 @@ import numpy as np
 from models import warm_start
 from models.errors import DataError
 from models.losses import smooth_targets
-from models.preprocess import (
-    LabelEncoder,
-    Preprocessor,
-    TargetScaler,
-    as_rows,
-    frame_columns,
-    infer_feature_types,
-)
+from models.preprocess import Preprocessor, as_rows, frame_columns, infer_feature_types
 from models.resolve import class_weights, resolve_spec
 from models.spec import TrainingSpec
 from models.split import infer_task, split_indices
+from models.targets import LabelEncoder, TargetScaler
 from models.types import Array
 from models.vocabulary import FeatureType, Task
 

@@ -7,9 +7,7 @@ in training also gets a 0/1 "was missing" input. Categorical columns are one-hot
 the categories seen in training (an unseen category encodes as all zeros, as scikit-learn's
 handle_unknown="ignore"), plus a "missing" slot for a column that had missing values in
 training. Network inputs are the numeric columns, then the missing indicators, then each
-categorical column's one-hot block (and its missing slot). Class labels become indices into the
-sorted `classes`; regression targets are standardized for training and mapped back on
-prediction.
+categorical column's one-hot block (and its missing slot). The labels' side is models.targets.
 """
 
 from __future__ import annotations
@@ -23,10 +21,6 @@ import numpy as np
 from models.errors import DataError, InputError
 from models.types import Array
 from models.vocabulary import FeatureType
-
-
-def _to_json_scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _is_number(value: Any) -> bool:
@@ -354,52 +348,3 @@ def _numeric_block(
             value=str(block[i, k]),
         )
     return block
-
-
-@dataclass
-class LabelEncoder:
-    """Class labels (strings, ints, bools) <-> indices into the sorted `classes`."""
-
-    classes: list[Any]
-
-    @classmethod
-    def fit(cls, y: Array) -> LabelEncoder:
-        try:
-            classes = np.unique(y)
-        except TypeError:
-            raise DataError(
-                "labels mix types that cannot be ordered (e.g. numbers and text)"
-            ) from None
-        return cls([_to_json_scalar(c) for c in classes])
-
-    def encode(self, y: Array) -> Array:
-        classes = np.asarray(self.classes)
-        idx = np.searchsorted(classes, y)
-        idx = np.clip(idx, 0, len(classes) - 1)
-        bad = classes[idx] != y
-        if np.any(bad):
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"row {i}: label {y[i]!r} is not one of the classes", row=i)
-        return idx.astype(np.int64)
-
-
-@dataclass
-class TargetScaler:
-    """Regression targets standardized for training, mapped back on prediction."""
-
-    mean: Array
-    scale: Array
-
-    @classmethod
-    def fit(cls, y: Array, standardize: bool) -> TargetScaler:
-        if not standardize:
-            return cls(np.zeros(y.shape[1]), np.ones(y.shape[1]))
-        scale = y.std(axis=0)
-        scale[scale == 0.0] = 1.0
-        return cls(y.mean(axis=0), scale)
-
-    def transform(self, y: Array) -> Array:
-        return (y - self.mean) / self.scale
-
-    def inverse(self, z: Array) -> Array:
-        return np.asarray(z, dtype=np.float64) * self.scale + self.mean
