@@ -34,8 +34,9 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine, Select
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.util.concurrency import await_only, greenlet_spawn
+
+from store.session import NoConnectionSoon
 
 T = TypeVar("T")
 Processor = Callable[[Any], Any] | None
@@ -145,7 +146,7 @@ class AsyncReads:
         engine: Engine,
         *,
         size: int,
-        timeout: float,
+        wait: float,
         ping_after: float,
         json_loads: Callable[[str | bytes], Any],
     ) -> None:
@@ -161,7 +162,7 @@ class AsyncReads:
             conninfo,
             min_size=1,
             max_size=size,
-            timeout=timeout,
+            timeout=wait,
             open=False,
             kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
             configure=self._configure,
@@ -176,12 +177,13 @@ class AsyncReads:
         await self.pool.close()
 
     async def run(self, work: Callable[[Any], T]) -> T:
-        """``work(conn)``, with ``conn.execute`` on one pooled connection."""
+        """``work(conn)``, with ``conn.execute`` on one pooled connection; NoConnectionSoon if
+        none is free within the pool's short wait."""
         try:
             async with self.pool.connection() as conn:
                 return await greenlet_spawn(work, _Connection(self, conn))
         except PoolTimeout as exc:
-            raise PoolTimeoutError(str(exc)) from exc
+            raise NoConnectionSoon(str(exc)) from exc
         except psycopg.Error as exc:  # the connection could not be made or checked
             raise _sqlalchemy_error("", None, exc) from exc
 

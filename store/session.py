@@ -32,6 +32,8 @@ _BEGIN_OPTION = "descent_sqlite_begin"
 # For tools and tests; the API and the workers pass Settings.db_pool_size.
 DEFAULT_POOL_SIZE = 5
 POOL_TIMEOUT_SECONDS = 10.0
+# The event-loop reads wait this long for a pooled connection, then read through the engine.
+READ_POOL_WAIT_SECONDS = 0.2
 PING_AFTER_IDLE_SECONDS = 1.0
 # JSON columns (specs, metrics) are parsed on every read: orjson does it in a fifth of the
 # time of the json module.
@@ -137,6 +139,13 @@ def read_only_engine(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+class NoConnectionSoon(Exception):
+    """No pooled connection within the short wait: every one is busy, or none can be made (the
+    database is down or restarting; psycopg_pool would keep the read waiting while it retries).
+    The caller reads through the engine instead, which refuses at once when the database is
+    unreachable (a 503)."""
+
+
 class Database:
     """An engine plus its two session factories; one per process, built lazily by the caller."""
 
@@ -180,7 +189,10 @@ class Database:
         its async reads; otherwise in one worker thread, where the connection is checked out,
         read and returned in that one hop."""
         if self.async_reads is not None:
-            return await self.async_reads.run(work)
+            try:
+                return await self.async_reads.run(work)
+            except NoConnectionSoon:
+                pass  # busy, or the database is unreachable: the engine answers (or 503s)
 
         def run() -> T:
             with self.read_connection() as conn:
@@ -198,7 +210,7 @@ class Database:
         reads = AsyncReads(
             self.engine,
             size=size,
-            timeout=POOL_TIMEOUT_SECONDS,
+            wait=READ_POOL_WAIT_SECONDS,
             ping_after=PING_AFTER_IDLE_SECONDS,
             json_loads=JSON_LOADS,
         )

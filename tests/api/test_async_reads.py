@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.util.concurrency import await_only
 
 from core import predictions
 from core.datasets import service as datasets
 from core.runs import service as runs
 from store import async_reads
 from store.async_reads import APPLICATION_NAME, AsyncReads
-from store.session import JSON_LOADS, Database
+from store.session import JSON_LOADS, Database, NoConnectionSoon
 from tests.api.conftest import bearer
 from tests.api.runs_fixtures import api, dataset_id, sent, submit, trained
 
@@ -137,28 +137,44 @@ def test_an_idle_connection_is_pinged_and_a_dead_one_replaced_before_use(
     assert api.get("/v1/runs", headers=headers).status_code == 200
 
 
-def test_a_full_pool_times_out_as_the_engines_does(db: Database) -> None:
-    reads = AsyncReads(db.engine, size=1, timeout=0.2, ping_after=1.0, json_loads=JSON_LOADS)
+def test_a_full_pool_hands_the_read_to_the_engine(db: Database) -> None:
+    """No pooled connection within the short wait (all busy here; or none can be made, the
+    database being down): ``run`` says so at once, and ``Database.read`` reads through the
+    engine instead, which refuses at once when the database is unreachable."""
+    reads = AsyncReads(db.engine, size=1, wait=0.2, ping_after=1.0, json_loads=JSON_LOADS)
+    one = text("SELECT 1")
 
     async def scenario() -> None:
         await reads.open()
-        held = asyncio.Event()
-        release = asyncio.Event()
+        db.async_reads = reads
+        held, release = asyncio.Event(), asyncio.Event()
 
         def hold(conn: Any) -> None:
-            from sqlalchemy.util.concurrency import await_only
-
             held.set()
             await_only(release.wait())
 
         holder = asyncio.create_task(reads.run(hold))
         await held.wait()
         try:
-            with pytest.raises(PoolTimeoutError):
+            with pytest.raises(NoConnectionSoon):
                 await reads.run(lambda conn: None)
+            engine_reads: list[str] = []
+            original = db.read_connection
+
+            def counted() -> Any:
+                engine_reads.append("engine")
+                return original()
+
+            db.read_connection = counted  # type: ignore[method-assign]
+            try:
+                assert await db.read(lambda conn: conn.execute(one).scalar_one()) == 1
+            finally:
+                del db.read_connection
+            assert engine_reads == ["engine"]
         finally:
             release.set()
             await holder
+            db.async_reads = None
             await reads.close()
 
     asyncio.run(scenario())
