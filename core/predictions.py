@@ -188,7 +188,7 @@ class Prediction:
 
 def predict(model: LoadedModel, X: NDArray[Any]) -> Prediction:
     try:
-        classes = model.class_values
+        classes = model.classes  # plain values: the label encoder keeps them so
         if classes is not None:
             proba = model.predict_proba(X)
             if not proba.flags.c_contiguous:  # orjson writes C-ordered arrays only

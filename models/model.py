@@ -45,13 +45,6 @@ class Model:
     def classes(self) -> list[Any] | None:
         return None if self.label_encoder is None else list(self.label_encoder.classes)
 
-    @cached_property
-    def class_values(self) -> list[Any] | None:
-        """The classes as plain Python values (numpy scalars made int, float, str, bool)."""
-        if self.label_encoder is None:
-            return None
-        return [c.item() if isinstance(c, np.generic) else c for c in self.label_encoder.classes]
-
     @property
     def feature_names(self) -> list[str]:
         return self.preprocessor.feature_names
